@@ -1,0 +1,1 @@
+"""Email delivery: providers, templates, failover policy and provider webhooks."""
