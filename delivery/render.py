@@ -1,0 +1,141 @@
+"""Rendering built-in and overridden email templates to subject, HTML and text.
+
+A template ``name`` is three files: ``name.subject.j2``, ``name.html.j2`` and
+``name.txt.j2``. Files in the override folder win over the built-in ones with the
+same file name, including the ``_layout.html.j2`` layout, and may add new names.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+BUILTIN_DIR = Path(__file__).parent / "templates"
+# The seed cached compiled templates for an hour; mtime checks catch edits sooner.
+DEFAULT_TTL_SECONDS = 3600.0
+PARTS = ("subject", "html", "txt")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+class TemplateError(Exception):
+    """Base for everything the API layer should answer with 422."""
+
+
+class UnknownTemplate(TemplateError):
+    pass
+
+
+class MissingVariable(TemplateError):
+    pass
+
+
+class BrokenTemplate(TemplateError):
+    """A syntax error in a template file, usually an override."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+
+
+class _Loader(jinja2.BaseLoader):
+    """Looks in the override folder, then the built-ins; an entry goes stale after the
+    TTL, when its file changes, or when an override appears for a built-in."""
+
+    def __init__(self, dirs: list[Path], ttl: float, clock: Callable[[], float]) -> None:
+        self.dirs = dirs
+        self._ttl = ttl
+        self._clock = clock
+
+    def find(self, filename: str) -> Path | None:
+        for folder in self.dirs:
+            path = folder / filename
+            if path.is_file():
+                return path
+        return None
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        path = self.find(template)
+        if path is None:
+            raise jinja2.TemplateNotFound(template)
+        mtime = path.stat().st_mtime_ns
+        loaded_at = self._clock()
+        source = path.read_text(encoding="utf-8")
+
+        def uptodate() -> bool:
+            if self._clock() - loaded_at >= self._ttl or self.find(template) != path:
+                return False
+            try:
+                return path.stat().st_mtime_ns == mtime
+            except OSError:
+                return False
+
+        return source, str(path), uptodate
+
+
+class TemplateRenderer:
+    def __init__(
+        self,
+        override_dir: Path | None = None,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        dirs = [override_dir, BUILTIN_DIR] if override_dir is not None else [BUILTIN_DIR]
+        self._loader = _Loader(dirs, ttl_seconds, clock)
+        self._env = jinja2.Environment(
+            loader=self._loader,
+            # User data in HTML is escaped, so a pitch title cannot inject markup.
+            autoescape=lambda filename: bool(filename and filename.endswith(".html.j2")),
+            undefined=jinja2.StrictUndefined,
+            auto_reload=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    def names(self) -> list[str]:
+        found: set[str] = set()
+        for folder in self._loader.dirs:
+            if folder.is_dir():
+                found.update(
+                    p.name.removesuffix(".subject.j2") for p in folder.glob("*.subject.j2")
+                )
+        return sorted(name for name in found if self.exists(name))
+
+    def exists(self, name: str) -> bool:
+        return bool(_NAME.fullmatch(name)) and all(
+            self._loader.find(f"{name}.{part}.j2") is not None for part in PARTS
+        )
+
+    def render(self, name: str, data: Mapping[str, Any]) -> Rendered:
+        if not self.exists(name):
+            raise UnknownTemplate(f"unknown email template {name!r}")
+        subject, html, text = (self._render_part(name, part, data) for part in PARTS)
+        # Whitespace runs, CR and LF included, become one space: a subject built from user
+        # data must never be able to start a new header line.
+        subject = " ".join(subject.split())
+        if not subject:
+            raise MissingVariable(f"template {name!r} rendered an empty subject")
+        return Rendered(subject, html, text)
+
+    def _render_part(self, name: str, part: str, data: Mapping[str, Any]) -> str:
+        filename = f"{name}.{part}.j2"
+        try:
+            return self._env.get_template(filename).render(data)
+        except jinja2.UndefinedError as exc:
+            raise MissingVariable(f"template {name!r} ({part}): {exc.message}") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise BrokenTemplate(
+                f"template {exc.filename or filename}:{exc.lineno}: {exc}"
+            ) from exc
+        except jinja2.TemplateNotFound as exc:
+            raise UnknownTemplate(f"template {name!r} is missing {exc.name}") from exc
