@@ -1,0 +1,108 @@
+"""``python -m benchmarks run [SCENARIO] [--json] [--quick]`` and ``... report``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from benchmarks import machine, report
+from benchmarks.scenarios import Metric, fanout, idle
+from benchmarks.targets import TARGET_NAMES, all_targets, ensure_node_modules
+
+SCENARIOS: dict[str, ModuleType] = {"fanout": fanout, "idle": idle}
+OURS = "pitchey"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="measure, write results JSON, regenerate latest.md/png")
+    run.add_argument("scenario", nargs="?", default="all", choices=[*SCENARIOS, "all"])
+    run.add_argument("--json", action="store_true", help="print the results JSON on stdout")
+    run.add_argument("--quick", action="store_true", help="shorter steps, fewer connections")
+    run.add_argument(
+        "--targets",
+        default=",".join(TARGET_NAMES),
+        help=f"comma-separated subset of {','.join(TARGET_NAMES)}",
+    )
+    commands.add_parser("report", help="regenerate latest.md/png from the newest results")
+    return parser.parse_args(argv)
+
+
+def ratios(metrics: list[Metric], entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each figure of ours divided by the same figure of each peer measured in this run."""
+    out = []
+    for metric in metrics:
+        for ours in (e for e in entries if e["target"] == OURS):
+            mine = metric.of(ours)
+            for peer in entries:
+                if peer["target"] == OURS or peer["subscribers"] != ours["subscribers"]:
+                    continue
+                theirs = metric.of(peer)
+                ratio = round(mine / theirs, 3) if mine is not None and theirs else None
+                out.append(
+                    {
+                        "metric": metric.key,
+                        "subscribers": ours["subscribers"],
+                        "peer": peer["target"],
+                        "ours": mine,
+                        "peer_value": theirs,
+                        "ratio": ratio,
+                    }
+                )
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    chosen = [name.strip() for name in args.targets.split(",") if name.strip()]
+    unknown = set(chosen) - set(TARGET_NAMES)
+    if unknown:
+        print(f"unknown targets: {sorted(unknown)}", file=sys.stderr)
+        return 2
+    if "socketio-node" in chosen:
+        ensure_node_modules()
+    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    documents = []
+    with tempfile.TemporaryDirectory(prefix="pitchey-bench-") as tmp:
+        targets = [t for t in all_targets(Path(tmp)) if t.name in chosen]
+        for name in names:
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            module = SCENARIOS[name]
+            outcome = module.run(targets, args.quick, stamp)
+            document = {
+                "scenario": name,
+                "stamp": stamp,
+                "quick": args.quick,
+                "command": shlex.join(
+                    [Path(sys.executable).name, "-m", "benchmarks", *sys.argv[1:]]
+                ),
+                "machine": machine.describe(),
+                **outcome,
+                "ratios": ratios(module.METRICS, outcome["entries"]),
+            }
+            path = report.save(document)
+            print(f"wrote {path}", file=sys.stderr)
+            documents.append(document)
+    report.regenerate()
+    if args.json:
+        json.dump(documents if len(documents) > 1 else documents[0], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(report.markdown())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "report":
+        report.regenerate()
+        print(report.markdown())
+        return 0
+    return run(args)

@@ -1,0 +1,81 @@
+"""One measurement: start a target, prepare its rooms, run the load generator against it."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from typing import Any, Literal
+
+import httpx
+import msgspec
+
+from benchmarks.servers import LOADGEN_CPU, SERVER_CPU, free_port, pinned, serve
+from benchmarks.spec import FanoutResult, IdleResult, Ladder, LoadSpec
+from benchmarks.targets import BENCH_DIR, REPO, Target
+
+RAW_DIR = BENCH_DIR / "results" / "raw"
+LOADGEN_ARGV = [sys.executable, "-m", "benchmarks.loadgen"]
+CONNECT_BOUND_S = 300.0  # connecting and joining 10k clients takes seconds; this stops a hang
+ROOM_SIZE = 1_000  # the largest conversation the scenarios create
+
+
+def loadgen_bound_s(spec: LoadSpec) -> float:
+    ladder = spec.ladder
+    return CONNECT_BOUND_S + 32 * (ladder.step_seconds + ladder.drain_seconds + 1)
+
+
+def run_loadgen(spec: LoadSpec) -> FanoutResult | IdleResult:
+    done = subprocess.run(
+        pinned(LOADGEN_CPU, LOADGEN_ARGV),
+        input=msgspec.json.encode(spec),
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+        check=True,
+        timeout=loadgen_bound_s(spec),
+    )
+    kind = FanoutResult if spec.mode == "fanout" else IdleResult
+    return msgspec.json.decode(done.stdout, type=kind)
+
+
+def measure(
+    target: Target,
+    mode: Literal["fanout", "idle"],
+    subscribers: int,
+    ladder: Ladder,
+    stamp: str,
+) -> dict[str, Any]:
+    """Run one target at one size; failures are recorded, not raised."""
+    entry: dict[str, Any] = {
+        "target": target.name,
+        "label": target.label,
+        "subscribers": subscribers,
+    }
+    reason = target.available()
+    if reason:
+        print(f"[{target.name}] skipped: {reason}", file=sys.stderr)
+        return {**entry, "status": "skipped", "reason": reason}
+    port = free_port()
+    entry["server_command"] = shlex.join(pinned(SERVER_CPU, target.argv(port)))
+    log = RAW_DIR / f"{stamp}-{mode}-{target.name}-{subscribers}.log"
+    print(f"[{target.name}] {mode} with {subscribers} subscribers", file=sys.stderr)
+    try:
+        with serve(target.argv(port), target.env, target.cwd, port, log) as running:
+            audience = target.prepare(running, subscribers, min(ROOM_SIZE, subscribers))
+            spec = LoadSpec(
+                mode=mode,
+                port=port,
+                dialect=target.dialect,
+                server_pid=running.pid,
+                subscribers=subscribers,
+                rooms=list(audience.rooms),
+                room_size=audience.room_size,
+                subscriber_tokens=audience.subscriber_tokens,
+                publisher_token=audience.publisher_token,
+                ladder=ladder,
+            )
+            result = run_loadgen(spec)
+    except (RuntimeError, OSError, subprocess.SubprocessError, ValueError, httpx.HTTPError) as exc:
+        print(f"[{target.name}] error: {exc}", file=sys.stderr)
+        return {**entry, "status": "error", "reason": str(exc)}
+    return {**entry, "status": "ok", "result": msgspec.to_builtins(result)}

@@ -1,0 +1,290 @@
+"""The load generator: one process, picows clients, reads a LoadSpec on stdin, writes JSON.
+
+Run by the harness as ``taskset -c 1 python -m benchmarks.loadgen`` so that it owns the other
+core. Subscribers are bare picows listeners (no task per connection). The publisher is
+open-loop: message i of a step is due at t0 + i/rate and carries that scheduled time, so
+latency is measured from when a message *should* have left to when each subscriber got it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import sys
+import time
+from collections.abc import Callable
+
+import msgspec
+import numpy as np
+import psutil
+import uvloop
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+from benchmarks import payload
+from benchmarks.dialects import ENGINEIO_PONG, Dialect, Reply, Room
+from benchmarks.spec import (
+    P99_LIMIT_MS,
+    Connect,
+    FanoutResult,
+    IdleResult,
+    LoadSpec,
+    Step,
+)
+
+JOIN_DEADLINE_S = 120.0  # 10k connections join in a few seconds; this only stops a hang
+POLL_S = 0.01
+
+
+class Run:
+    """State shared by every listener of this process."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.step = -1
+        self.delivered = 0
+        self.latencies_ns: list[int] = []
+        self.joined = 0
+
+
+class Client(WSListener):  # type: ignore[misc]
+    def __init__(self, run: Run, room: Room, counted: bool) -> None:
+        self.run = run
+        self.room = room
+        self.counted = counted
+        self.received = 0
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        for frame in self.run.dialect.join_frames(self.room):
+            transport.send(WSMsgType.TEXT, frame.encode())
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type != WSMsgType.TEXT:
+            return
+        data = frame.get_payload_as_bytes()
+        run = self.run
+        found = payload.parse(data)
+        if found is not None:
+            if self.counted and found[0] == run.step:
+                self.received += 1
+                run.delivered += 1
+                run.latencies_ns.append(time.monotonic_ns() - found[1])
+            return
+        match run.dialect.classify(data):
+            case Reply.JOINED:
+                run.joined += 1
+            case Reply.PING:
+                transport.send(WSMsgType.TEXT, ENGINEIO_PONG.encode())
+            case Reply.NONE:
+                pass
+
+
+def raise_fd_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def server_rss_kb(pid: int) -> int:
+    proc = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) // 1024
+
+
+def server_cpu_s(pid: int) -> float:
+    proc = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)])
+
+
+async def wait_until(cond: Callable[[], bool], deadline_s: float) -> bool:
+    end = time.monotonic() + deadline_s
+    while not cond():
+        if time.monotonic() > end:
+            return False
+        await asyncio.sleep(POLL_S)
+    return True
+
+
+async def open_clients(
+    spec: LoadSpec, run: Run
+) -> tuple[list[tuple[WSTransport, Client]], Connect]:
+    """Connect every subscriber (bounded concurrency) and wait until each has joined."""
+    sem = asyncio.Semaphore(spec.connect_concurrency)
+    tokens = spec.subscriber_tokens
+
+    async def one(i: int) -> tuple[WSTransport, Client] | None:
+        url = f"ws://127.0.0.1:{spec.port}" + run.dialect.path(tokens[i] if tokens else None)
+        room = spec.rooms[i // spec.room_size]
+        async with sem:
+            try:
+                transport, client = await ws_connect(
+                    lambda: Client(run, room, counted=True),
+                    url,
+                    websocket_handshake_timeout=30,
+                    read_buffer_init_size=4096,
+                )
+            except Exception as exc:  # any failure is counted as a failed connection
+                print(f"connect {i} failed: {exc!r}", file=sys.stderr)
+                return None
+        return transport, client
+
+    started = time.monotonic()
+    opened = [c for c in await asyncio.gather(*(one(i) for i in range(spec.subscribers))) if c]
+    await wait_until(lambda: run.joined >= len(opened), JOIN_DEADLINE_S)
+    seconds = time.monotonic() - started
+    failed = spec.subscribers - min(len(opened), run.joined)
+    connect = Connect(
+        connected=spec.subscribers - failed,
+        failed=failed,
+        seconds=round(seconds, 3),
+        per_s=round((spec.subscribers - failed) / seconds, 1),
+    )
+    return opened, connect
+
+
+async def run_step(
+    spec: LoadSpec,
+    run: Run,
+    subscribers: list[Client],
+    publisher: WSTransport,
+    step: int,
+    offered: int,
+) -> Step:
+    ladder = spec.ladder
+    n = len(subscribers)
+    rate = offered / n  # publishes per second
+    total = max(1, round(rate * ladder.step_seconds))
+    interval_ns = round(1e9 / rate)
+    for client in subscribers:
+        client.received = 0
+    run.delivered = 0
+    run.latencies_ns = []
+    run.step = step
+    cpu0, own0 = server_cpu_s(spec.server_pid), time.process_time()
+    t0 = time.monotonic_ns() + 1_000_000
+    for i in range(total):
+        due = t0 + i * interval_ns
+        ahead = due - time.monotonic_ns()
+        if ahead > 0:
+            await asyncio.sleep(ahead / 1e9)
+        content = payload.make_content(step, due, spec.message_size)
+        frame = run.dialect.publish_frame(spec.rooms[0], content, f"{step}-{i}")
+        publisher.send(WSMsgType.TEXT, frame.encode())
+    expected = total * n
+    await wait_until(lambda: run.delivered >= expected, ladder.drain_seconds)
+    wall_s = (time.monotonic_ns() - t0) / 1e9
+    cpu1, own1 = server_cpu_s(spec.server_pid), time.process_time()
+    run.step = -1
+    lat = np.array(run.latencies_ns, dtype=np.int64) / 1e6
+    p50, p99, top = (
+        (float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), float(lat.max()))
+        if lat.size
+        else (None, None, None)
+    )
+    lost = expected - run.delivered
+    send_s = max(total * interval_ns / 1e9, 1e-9)
+    return Step(
+        offered_per_s=offered,
+        published=total,
+        expected=expected,
+        delivered=run.delivered,
+        lost=lost,
+        min_per_subscriber=min(c.received for c in subscribers),
+        delivered_per_s=round(run.delivered / send_s, 1),
+        p50_ms=_round(p50),
+        p99_ms=_round(p99),
+        max_ms=_round(top),
+        server_cpu_us_per_frame=(
+            round((cpu1 - cpu0) * 1e6 / run.delivered, 2) if run.delivered else None
+        ),
+        loadgen_cpu_share=round((own1 - own0) / wall_s, 3),
+        passed=lost == 0 and p99 is not None and p99 < P99_LIMIT_MS,
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def next_rate(best: int, worst: int | None, ceiling: int) -> int | None:
+    """Double while passing; once a step failed, bisect between best pass and first fail."""
+    if worst is None:
+        return best * 2 if best * 2 <= ceiling else None
+    middle = (best + worst) // 2
+    return middle if middle not in (best, worst) else None
+
+
+async def fanout(spec: LoadSpec, run: Run) -> FanoutResult:
+    opened, connect = await open_clients(spec, run)
+    subscribers = [client for _, client in opened]
+    url = f"ws://127.0.0.1:{spec.port}" + run.dialect.path(spec.publisher_token)
+    joined_before = run.joined
+    publisher, _ = await ws_connect(lambda: Client(run, spec.rooms[0], counted=False), url)
+    await wait_until(lambda: run.joined > joined_before, JOIN_DEADLINE_S)
+
+    steps: list[Step] = []
+    best: Step | None = None
+    worst: int | None = None
+    offered: int | None = spec.ladder.start
+    refinements = 0
+    while offered is not None and len(steps) < 32:
+        step = await run_step(spec, run, subscribers, publisher, len(steps), offered)
+        steps.append(step)
+        print(_describe(step), file=sys.stderr)
+        if step.passed:
+            best = step if best is None or step.delivered_per_s > best.delivered_per_s else best
+        else:
+            worst = offered if worst is None else min(worst, offered)
+            if best is None:
+                break
+        if worst is not None and refinements >= spec.ladder.refine:
+            break
+        if worst is not None:
+            refinements += 1
+        offered = next_rate(best.offered_per_s if best else 0, worst, spec.ladder.ceiling)
+        await asyncio.sleep(0.5)  # let the server drain its queues between steps
+    for transport, _ in [*opened, (publisher, None)]:
+        transport.disconnect()
+    return FanoutResult(
+        connect=connect,
+        steps=steps,
+        best_clean_per_s=best.delivered_per_s if best else 0.0,
+        best_step=best,
+    )
+
+
+def _describe(step: Step) -> str:
+    verdict = "pass" if step.passed else "FAIL"
+    return (
+        f"  offered {step.offered_per_s:>7}/s delivered {step.delivered_per_s:>9.0f}/s "
+        f"lost {step.lost:>6} p50 {step.p50_ms} p99 {step.p99_ms} ms "
+        f"loadgen cpu {step.loadgen_cpu_share:.2f} {verdict}"
+    )
+
+
+async def idle(spec: LoadSpec, run: Run) -> IdleResult:
+    before = server_rss_kb(spec.server_pid)
+    opened, connect = await open_clients(spec, run)
+    await asyncio.sleep(spec.settle_seconds)
+    after = server_rss_kb(spec.server_pid)
+    for transport, _ in opened:
+        transport.disconnect()
+    return IdleResult(
+        connect=connect,
+        rss_before_kb=before,
+        rss_after_kb=after,
+        rss_per_connection_kb=round((after - before) / max(connect.connected, 1), 2),
+    )
+
+
+async def main_async(spec: LoadSpec) -> FanoutResult | IdleResult:
+    run = Run(Dialect(spec.dialect))
+    return await (fanout(spec, run) if spec.mode == "fanout" else idle(spec, run))
+
+
+def main() -> None:
+    raise_fd_limit()
+    spec = msgspec.json.decode(sys.stdin.buffer.read(), type=LoadSpec)
+    result = uvloop.run(main_async(spec))
+    sys.stdout.buffer.write(msgspec.json.encode(result) + b"\n")
+
+
+if __name__ == "__main__":
+    main()

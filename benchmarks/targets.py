@@ -1,0 +1,153 @@
+"""The servers under test: ours and the three peers, each with how to start and prepare it."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import jwt
+
+from benchmarks.dialects import Room
+from benchmarks.servers import Running
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+NODE_PEER = BENCH_DIR / "peers" / "socketio_node"
+TOKEN_TTL_S = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who connects: rooms[i // room_size] for subscriber i, plus tokens where needed."""
+
+    rooms: list[Room]
+    room_size: int
+    subscriber_tokens: list[str] | None = None
+    publisher_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    label: str
+    dialect: str
+    argv: Callable[[int], list[str]]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = REPO
+
+    def available(self) -> str | None:
+        """None when the target can run, else why not."""
+        if self.name == "pitchey" and not (REPO / "server" / "__main__.py").exists():
+            return "server/__main__.py does not exist yet"
+        if self.name == "socketio-node" and not shutil.which("node"):
+            return "node is not installed"
+        return None
+
+    def prepare(self, running: Running, subscribers: int, room_size: int) -> Audience:
+        groups = -(-subscribers // room_size)
+        if self.name != "pitchey":
+            return Audience(rooms=[f"room{k}" for k in range(groups)], room_size=room_size)
+        return prepare_pitchey(running.port, self.env["JWT_SECRET"], subscribers, room_size)
+
+
+def token(secret: str, user_id: str) -> str:
+    claims = {"sub": user_id, "name": user_id, "exp": int(time.time()) + TOKEN_TTL_S}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def prepare_pitchey(port: int, secret: str, subscribers: int, room_size: int) -> Audience:
+    """Create one conversation per `room_size` subscribers, each also holding the publisher."""
+    users = [f"bench-u{i}" for i in range(subscribers)]
+    publisher = token(secret, "bench-pub")
+    rooms: list[Room] = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+        for start in range(0, subscribers, room_size):
+            body = {"participantIds": [*users[start : start + room_size], "bench-pub"]}
+            response = http.post(
+                "/api/messages/conversations",
+                json={**body, "title": "bench"},
+                headers={"Authorization": f"Bearer {publisher}"},
+            )
+            response.raise_for_status()
+            rooms.append(response.json()["id"])
+    return Audience(
+        rooms=rooms,
+        room_size=room_size,
+        subscriber_tokens=[token(secret, user) for user in users],
+        publisher_token=publisher,
+    )
+
+
+def ensure_node_modules() -> None:
+    if not (NODE_PEER / "node_modules").exists():
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund"], cwd=NODE_PEER, check=True, timeout=300
+        )
+
+
+def pitchey(tmpdir: Path) -> Target:
+    return Target(
+        name="pitchey",
+        label="Pitchey Comms (ours)",
+        dialect="pitchey",
+        argv=lambda port: [
+            sys.executable,
+            "-m",
+            "server",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env={
+            "DATABASE_URL": f"sqlite:///{tmpdir}/bench.db",
+            "JWT_SECRET": secrets.token_hex(32),
+            # The benchmark raises the per-user message rate limit: 0 disables it.
+            "MESSAGE_RATE_LIMIT_PER_MINUTE": "0",
+        },
+    )
+
+
+def peers() -> list[Target]:
+    python = sys.executable
+    return [
+        Target(
+            name="ws-broadcast",
+            label="Python websockets broadcast()",
+            dialect="plain",
+            argv=lambda port: [python, "-m", "benchmarks.peers.ws_broadcast", "--port", str(port)],
+        ),
+        Target(
+            name="socketio-py",
+            label="python-socketio (uvicorn)",
+            dialect="socketio",
+            argv=lambda port: [
+                python,
+                "-m",
+                "benchmarks.peers.socketio_server",
+                "--port",
+                str(port),
+            ],
+        ),
+        Target(
+            name="socketio-node",
+            label="Node socket.io",
+            dialect="socketio",
+            argv=lambda port: ["node", str(NODE_PEER / "server.js"), "--port", str(port)],
+        ),
+    ]
+
+
+def all_targets(tmpdir: Path) -> list[Target]:
+    return [pitchey(tmpdir), *peers()]
+
+
+TARGET_NAMES = ["pitchey", "ws-broadcast", "socketio-py", "socketio-node"]
