@@ -1,0 +1,1 @@
+"""Real-protocol stand-ins for external services, usable from tests and benchmarks."""
