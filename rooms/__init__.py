@@ -1,0 +1,1 @@
+"""Real-time logic: room actors, sessions, the broker between processes. No web framework."""

@@ -1,0 +1,294 @@
+"""A room actor: one asyncio task and a mailbox per active conversation.
+
+The room owns its conversation's local sessions, so it needs no locks. Every
+event reaches it through the broker (its conversation's channel), whether it
+was produced by this process or another one. Messages carry a gap-free `seq`:
+the room forwards each exactly once and in order, reading storage when the
+broker skipped one (another process, a Redis outage) and dropping repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from rooms.broker import Broker, conversation_channel
+from rooms.presence import PresenceTracker
+from rooms.session import Session
+from rooms.views import message_frame
+from schemas.codec import encode, event_head_decoder
+from schemas.frames import PresenceFrame, Subscribed, TypingFrame
+from storage.messages import MessageStore
+
+log = logging.getLogger("pitchey.rooms")
+
+
+@dataclass(slots=True)
+class Join:
+    session: Session
+    since: int | None
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+@dataclass(slots=True)
+class Leave:
+    session: Session
+
+
+@dataclass(slots=True)
+class Event:
+    payload: bytes
+
+
+@dataclass(slots=True)
+class Resync:
+    """The broker reconnected: events published meanwhile may be missing."""
+
+
+Command = Join | Leave | Event | Resync
+
+
+class Room:
+    def __init__(
+        self,
+        conversation_id: str,
+        *,
+        store: MessageStore,
+        broker: Broker,
+        presence: PresenceTracker,
+        max_replay: int,
+        typing_ttl: float,
+        on_stop: Callable[[Room], None],
+    ) -> None:
+        self.conversation_id = conversation_id
+        self.channel = conversation_channel(conversation_id)
+        self._store = store
+        self._broker = broker
+        self._presence = presence
+        self._max_replay = max_replay
+        self._typing_ttl = typing_ttl
+        self._on_stop = on_stop
+        self.sessions: dict[Session, None] = {}
+        self._local_users: Counter[str] = Counter()
+        self._typing: dict[str, float] = {}
+        self.last_seq = 0
+        self._mailbox: asyncio.Queue[Command] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+        self.stopped = False
+
+    # ---- called from outside the actor (never awaits the room) ----------------
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"room:{self.conversation_id}")
+
+    def post(self, command: Command) -> None:
+        self._mailbox.put_nowait(command)
+
+    def _on_broker(self, payload: bytes) -> None:
+        self._mailbox.put_nowait(Event(payload))
+
+    # ---- the actor ---------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            await self._broker.subscribe(self.channel, self._on_broker)
+            # After subscribing: any message stored later arrives as an event, and
+            # any event for a seq at or below this one is a repeat.
+            self.last_seq = await self._store.last_seq(self.conversation_id)
+            while True:
+                command = await self._next()
+                if command is None:
+                    self._expire_typing()
+                    continue
+                await self._handle(command)
+                if not self.sessions and self._mailbox.empty():
+                    break
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("room %s crashed", self.conversation_id)
+            for session in self.sessions:
+                session.close(1011, "internal error")
+        finally:
+            self.stopped = True
+            # Synchronously, before any await: a Join posted from now on spawns a new room.
+            self._on_stop(self)
+            self._fail_pending()
+            await self._cleanup()
+
+    async def _next(self) -> Command | None:
+        if not self._typing:
+            return await self._mailbox.get()
+        timeout = max(0.0, min(self._typing.values()) - time.monotonic())
+        try:
+            return await asyncio.wait_for(self._mailbox.get(), timeout)
+        except TimeoutError:
+            return None
+
+    async def _handle(self, command: Command) -> None:
+        match command:
+            case Event(payload):
+                await self._event(payload)
+            case Join():
+                await self._join(command)
+            case Leave(session):
+                await self._leave(session)
+            case Resync():
+                await self._catch_up(None)
+
+    async def _join(self, join: Join) -> None:
+        session = join.session
+        if session.closed:
+            join.done.set_result(None)
+            return
+        new = session not in self.sessions
+        replay: list[bytes] = []
+        recovered = True
+        if join.since is not None and join.since < self.last_seq:
+            missing = self.last_seq - join.since
+            if missing > self._max_replay:
+                recovered = False
+            else:
+                # Bounded by last_seq: anything newer reaches this session as a live event.
+                stored = await self._store.messages(
+                    self.conversation_id, after=join.since, before=self.last_seq + 1, limit=missing
+                )
+                replay = [message_frame(m) for m in stored]
+        if new:
+            self.sessions[session] = None
+            session.subscriptions.add(self.conversation_id)
+            self._local_users[session.user_id] += 1
+            if self._local_users[session.user_id] == 1 and await self._presence.join(
+                self.conversation_id, session.user_id
+            ):
+                await self._publish_presence(session.user_id, True)
+        online = await self._presence.online(self.conversation_id)
+        session.send(
+            encode(
+                Subscribed(
+                    conversation_id=self.conversation_id,
+                    seq=self.last_seq,
+                    online=online,
+                    recovered=recovered,
+                    replayed=len(replay),
+                )
+            ).decode()
+        )
+        for frame in replay:
+            session.send(frame.decode())
+        join.done.set_result(None)
+
+    async def _leave(self, session: Session) -> None:
+        if session not in self.sessions:
+            return
+        del self.sessions[session]
+        session.subscriptions.discard(self.conversation_id)
+        user = session.user_id
+        self._local_users[user] -= 1
+        if self._local_users[user] <= 0:
+            del self._local_users[user]
+            if await self._presence.leave(self.conversation_id, user):
+                await self._publish_presence(user, False)
+
+    async def _publish_presence(self, user_id: str, online: bool) -> None:
+        frame = encode(
+            PresenceFrame(conversation_id=self.conversation_id, user_id=user_id, online=online)
+        )
+        try:
+            await self._broker.publish(self.channel, frame)
+        except Exception:
+            log.warning("presence for %s in %s not published", user_id, self.conversation_id)
+
+    async def _event(self, payload: bytes) -> None:
+        try:
+            head = event_head_decoder.decode(payload)
+        except msgspec.DecodeError:
+            log.warning("undecodable event on %s dropped", self.channel)
+            return
+        if head.type == "message" and head.message is not None:
+            seq = head.message.seq
+            if seq <= self.last_seq:
+                return  # already forwarded (a repeat from replay or another path)
+            if seq > self.last_seq + 1:
+                await self._catch_up(seq - 1)
+                if seq <= self.last_seq:
+                    return
+            self.last_seq = seq
+            # A message ends its sender's typing state.
+            self._typing.pop(head.message.sender_id, None)
+        elif head.type == "typing" and head.user_id is not None:
+            if head.is_typing:
+                self._typing[head.user_id] = time.monotonic() + self._typing_ttl
+            else:
+                self._typing.pop(head.user_id, None)
+        self._fanout(payload.decode())
+
+    async def _catch_up(self, up_to: int | None) -> None:
+        """Forward stored messages after last_seq (up to `up_to`, or all) from storage."""
+        try:
+            if up_to is None:
+                up_to = await self._store.last_seq(self.conversation_id)
+            if up_to <= self.last_seq:
+                return
+            stored = await self._store.messages(
+                self.conversation_id,
+                after=self.last_seq,
+                before=up_to + 1,
+                limit=up_to - self.last_seq,
+            )
+        except Exception:
+            log.warning("room %s could not read missed messages", self.conversation_id)
+            return
+        for message in stored:
+            if message.seq == self.last_seq + 1:
+                self.last_seq = message.seq
+                self._fanout(message_frame(message).decode())
+
+    def _fanout(self, frame: str) -> None:
+        # One encoded frame for every session; a full queue closes that session only.
+        for session in self.sessions:
+            session.send(frame)
+
+    def _expire_typing(self) -> None:
+        now = time.monotonic()
+        for user, expires in list(self._typing.items()):
+            if expires <= now:
+                del self._typing[user]
+                self._fanout(
+                    encode(
+                        TypingFrame(
+                            conversation_id=self.conversation_id, user_id=user, is_typing=False
+                        )
+                    ).decode()
+                )
+
+    def _fail_pending(self) -> None:
+        # Joins that arrived after the room decided to stop are re-posted by the registry.
+        while not self._mailbox.empty():
+            command = self._mailbox.get_nowait()
+            if isinstance(command, Join) and not command.done.done():
+                command.done.set_exception(RoomStopped())
+
+    async def _cleanup(self) -> None:
+        try:
+            await self._broker.unsubscribe(self.channel, self._on_broker)
+        except Exception:
+            log.warning("unsubscribe from %s failed", self.channel)
+        for user in list(self._local_users):
+            try:
+                if await self._presence.leave(self.conversation_id, user):
+                    await self._publish_presence(user, False)
+            except Exception:
+                log.warning("presence leave for %s failed", user)
+        self._local_users.clear()
+        self.sessions.clear()
+
+
+class RoomStopped(Exception):
+    """The room stopped before handling the command; the caller retries on a new room."""

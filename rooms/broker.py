@@ -1,0 +1,76 @@
+"""The broker carries events between processes: one channel per conversation and per user.
+
+The memory broker is the embedded default (one process); the Redis broker
+(rooms.redis_broker) is chosen when REDIS_URL is set.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+# A handler runs synchronously in the event loop and must not block: rooms put
+# the payload in their mailbox and return.
+Handler = Callable[[bytes], None]
+
+
+class Broker(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def publish(self, channel: str, payload: bytes) -> None: ...
+    async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Publish in order; the order of payloads on one channel is kept."""
+        ...
+
+    async def subscribe(self, channel: str, handler: Handler) -> None: ...
+    async def unsubscribe(self, channel: str, handler: Handler) -> None: ...
+
+    # Called with the channels' names after a reconnect, so their owners can look for
+    # events they may have missed while the broker was away.
+    on_resubscribed: Callable[[Sequence[str]], None] | None
+
+
+def conversation_channel(conversation_id: str) -> str:
+    return f"c:{conversation_id}"
+
+
+def user_channel(user_id: str) -> str:
+    return f"u:{user_id}"
+
+
+class MemoryBroker:
+    """In-process fan-out: a dict of sets of handlers (as encode/broadcaster's memory backend)."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, set[Handler]] = defaultdict(set)
+        self.on_resubscribed: Callable[[Sequence[str]], None] | None = None
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self._handlers.clear()
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        self._deliver(channel, payload)
+
+    async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        for channel, payload in items:
+            self._deliver(channel, payload)
+
+    def _deliver(self, channel: str, payload: bytes) -> None:
+        handlers = self._handlers.get(channel)
+        if handlers:
+            for handler in tuple(handlers):
+                handler(payload)
+
+    async def subscribe(self, channel: str, handler: Handler) -> None:
+        self._handlers[channel].add(handler)
+
+    async def unsubscribe(self, channel: str, handler: Handler) -> None:
+        handlers = self._handlers.get(channel)
+        if handlers is not None:
+            handlers.discard(handler)
+            if not handlers:
+                del self._handlers[channel]

@@ -1,0 +1,85 @@
+"""Rooms by conversation id: spawned on first join, gone when their last session leaves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from rooms.actor import Join, Leave, Resync, Room, RoomStopped
+from rooms.broker import Broker
+from rooms.presence import PresenceTracker
+from rooms.session import Session
+from storage.messages import MessageStore
+
+
+class RoomRegistry:
+    def __init__(
+        self,
+        *,
+        store: MessageStore,
+        broker: Broker,
+        presence: PresenceTracker,
+        max_replay: int,
+        typing_ttl: float,
+    ) -> None:
+        self._store = store
+        self._broker = broker
+        self._presence = presence
+        self._max_replay = max_replay
+        self._typing_ttl = typing_ttl
+        self.rooms: dict[str, Room] = {}
+
+    def _room(self, conversation_id: str) -> Room:
+        room = self.rooms.get(conversation_id)
+        if room is None or room.stopped:
+            room = Room(
+                conversation_id,
+                store=self._store,
+                broker=self._broker,
+                presence=self._presence,
+                max_replay=self._max_replay,
+                typing_ttl=self._typing_ttl,
+                on_stop=self._forget,
+            )
+            self.rooms[conversation_id] = room
+            room.start()
+        return room
+
+    def _forget(self, room: Room) -> None:
+        if self.rooms.get(room.conversation_id) is room:
+            del self.rooms[room.conversation_id]
+
+    async def join(self, conversation_id: str, session: Session, since: int | None) -> None:
+        """Subscribe a session; returns once `subscribed` (and any replay) is queued."""
+        for _ in range(3):
+            join = Join(session, since)
+            self._room(conversation_id).post(join)
+            try:
+                await join.done
+                return
+            except RoomStopped:
+                continue  # the room stopped as we posted: the next attempt spawns a new one
+        raise RuntimeError(f"could not join room {conversation_id}")
+
+    def leave(self, conversation_id: str, session: Session) -> None:
+        room = self.rooms.get(conversation_id)
+        if room is not None:
+            room.post(Leave(session))
+
+    def leave_all(self, session: Session) -> None:
+        for conversation_id in tuple(session.subscriptions):
+            self.leave(conversation_id, session)
+
+    def resync(self, channels: Sequence[str]) -> None:
+        """After a broker reconnect every room checks storage for messages it missed."""
+        del channels  # every room resubscribed; each checks its own conversation
+        for room in self.rooms.values():
+            room.post(Resync())
+
+    async def stop_all(self) -> None:
+        rooms = list(self.rooms.values())
+        for room in rooms:
+            if room.task is not None:
+                room.task.cancel()
+        await asyncio.gather(*(r.task for r in rooms if r.task is not None), return_exceptions=True)
+        self.rooms.clear()

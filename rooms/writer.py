@@ -1,0 +1,120 @@
+"""Group commit: messages from every room are stored in shared transactions.
+
+A sender awaits its message's future; the writer takes everything queued (up to
+`batch_max`), stores it in one transaction, resolves the futures, then publishes
+the frames in seq order. While one commit runs, the next batch fills up, so the
+batch size follows the load and an idle server commits each message at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from rooms.broker import Broker, conversation_channel
+from rooms.errors import NotFound, Unavailable
+from rooms.views import message_frame
+from storage.db import DatabaseUnavailable
+from storage.messages import MessageStore, NewMessage, StoredMessage
+
+log = logging.getLogger("pitchey.writer")
+
+AfterCommit = Callable[[Sequence[StoredMessage]], Awaitable[None]]
+
+
+class MessageWriter:
+    def __init__(
+        self,
+        store: MessageStore,
+        broker: Broker,
+        *,
+        batch_max: int,
+        after_commit: AfterCommit | None = None,
+    ) -> None:
+        self._store = store
+        self._broker = broker
+        self._batch_max = batch_max
+        self.after_commit = after_commit
+        self._pending: list[tuple[NewMessage, asyncio.Future[StoredMessage]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="message-writer")
+
+    async def stop(self) -> None:
+        """Flush what is queued, then stop (graceful shutdown loses nothing)."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    async def submit(self, message: NewMessage) -> StoredMessage:
+        if self._closing:
+            raise Unavailable("server is shutting down")
+        future: asyncio.Future[StoredMessage] = asyncio.get_running_loop().create_future()
+        self._pending.append((message, future))
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = self._pending[: self._batch_max]
+            del self._pending[: self._batch_max]
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[NewMessage, asyncio.Future[StoredMessage]]]) -> None:
+        try:
+            stored = await self._store.insert_batch([item for item, _ in batch])
+        except LookupError:
+            # A conversation vanished: commit the others one by one so each gets its own answer.
+            if len(batch) > 1:
+                for single in batch:
+                    await self._commit([single])
+                return
+            _fail(batch, NotFound("conversation not found"))
+            return
+        except DatabaseUnavailable as exc:
+            log.error("message batch of %d not stored: %s", len(batch), exc)
+            _fail(batch, Unavailable("storage unavailable, message not stored"))
+            return
+        except Exception as exc:
+            log.exception("message batch of %d not stored", len(batch))
+            _fail(batch, Unavailable(f"message not stored: {type(exc).__name__}"))
+            return
+        fresh: list[StoredMessage] = []
+        for (_, future), (message, created) in zip(batch, stored, strict=True):
+            if not future.done():
+                future.set_result(message)
+            # A repeated clientMsgId answers with the first message; it is not published again.
+            if created:
+                fresh.append(message)
+        if not fresh:
+            return
+        fresh.sort(key=lambda m: (m.conversation_id, m.seq))
+        try:
+            await self._broker.publish_many(
+                [(conversation_channel(m.conversation_id), message_frame(m)) for m in fresh]
+            )
+        except Exception:
+            # Stored is what counts: rooms that miss the event find the gap and read storage.
+            log.exception("publishing %d stored messages failed", len(fresh))
+        if self.after_commit is not None:
+            try:
+                await self.after_commit(fresh)
+            except Exception:
+                log.exception("after-commit hook failed")
+
+
+def _fail(batch: list[tuple[NewMessage, asyncio.Future[StoredMessage]]], error: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)

@@ -1,0 +1,132 @@
+"""WebSocket frames: one tagged union per direction (the `type` field is the tag).
+
+Server frames that fan out are encoded once per event, never once per session.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from schemas.messages import ClientMsgId, Id, Message
+
+# ---- client -> server -------------------------------------------------------
+
+
+class ClientFrame(msgspec.Struct, tag_field="type", rename="camel", forbid_unknown_fields=True):
+    pass
+
+
+class Subscribe(ClientFrame, tag="subscribe", kw_only=True):
+    conversation_id: Id
+    since: Annotated[int, Meta(ge=0, le=2**53)] | None = None
+
+
+class Unsubscribe(ClientFrame, tag="unsubscribe", kw_only=True):
+    conversation_id: Id
+
+
+class Send(ClientFrame, tag="send", kw_only=True):
+    conversation_id: Id
+    content: Annotated[str, Meta(min_length=1)]
+    client_msg_id: ClientMsgId | None = None
+    attachment_ids: list[Id] | None = None
+
+
+class Typing(ClientFrame, tag="typing", kw_only=True):
+    conversation_id: Id
+    is_typing: bool
+
+
+class Read(ClientFrame, tag="read", kw_only=True):
+    conversation_id: Id
+    message_id: Id
+
+
+class Ping(ClientFrame, tag="ping"):
+    pass
+
+
+AnyClientFrame = Subscribe | Unsubscribe | Send | Typing | Read | Ping
+
+
+# ---- server -> client -------------------------------------------------------
+
+
+class ServerFrame(msgspec.Struct, tag_field="type", rename="camel"):
+    pass
+
+
+class Subscribed(ServerFrame, tag="subscribed", kw_only=True):
+    conversation_id: str
+    seq: int
+    online: list[str]
+    recovered: bool = True
+    replayed: int = 0
+
+
+class Unsubscribed(ServerFrame, tag="unsubscribed", kw_only=True):
+    conversation_id: str
+
+
+class MessageFrame(ServerFrame, tag="message", kw_only=True):
+    message: Message
+
+
+class Ack(ServerFrame, tag="ack", kw_only=True):
+    message_id: str
+    seq: int
+    conversation_id: str
+    client_msg_id: str | None = None
+
+
+class ReadFrame(ServerFrame, tag="read", kw_only=True):
+    conversation_id: str
+    user_id: str
+    message_id: str
+    seq: int
+
+
+class TypingFrame(ServerFrame, tag="typing", kw_only=True):
+    conversation_id: str
+    user_id: str
+    is_typing: bool
+
+
+class PresenceFrame(ServerFrame, tag="presence", kw_only=True):
+    conversation_id: str
+    user_id: str
+    online: bool
+
+
+class ErrorFrame(ServerFrame, tag="error", kw_only=True):
+    code: str
+    message: str
+    ref: str | None = None
+
+
+class Pong(ServerFrame, tag="pong"):
+    pass
+
+
+class EventHead(msgspec.Struct, rename="camel"):
+    """What a room needs to route an event it received from the broker.
+
+    Decoding only these fields leaves the rest of the frame untouched: the room
+    forwards the broker payload itself to its sessions.
+    """
+
+    type: str
+    conversation_id: str | None = None
+    user_id: str | None = None
+    is_typing: bool | None = None
+    online: bool | None = None
+    message: MessageHead | None = None
+
+
+class MessageHead(msgspec.Struct, rename="camel"):
+    conversation_id: str
+    seq: int
+    sender_id: str = ""

@@ -1,0 +1,113 @@
+"""The validated shape of the service's settings.
+
+`server.settings` reads the environment once and converts it into this Struct;
+msgspec checks every constraint, so a bad value fails at start with the
+variable's name in the message.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+Positive = Annotated[int, Meta(gt=0)]
+NonNegative = Annotated[int, Meta(ge=0)]
+Seconds = Annotated[float, Meta(gt=0)]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    # Where data lives. The default is a SQLite file so one process runs with no other service.
+    database_url: str = "sqlite:///./data/pitchey.db"
+    data_dir: str = "./data"
+    jwt_secret: str = ""
+    redis_url: str = ""
+    # Redis key and channel prefix, so several deployments (or test runs) share one Redis.
+    redis_prefix: str = "pitchey:"
+    # "*" allows every Origin; otherwise a comma-separated list. Same-origin is always allowed.
+    allowed_origins: tuple[str, ...] = ()
+    environment: Literal["development", "production", "test"] = "development"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # WebSocket limits.
+    # 64 KiB: a chat message is text; anything bigger is a client bug or an attack.
+    ws_max_frame_bytes: Positive = 64 * 1024
+    # A session's send queue: a client that cannot keep up is disconnected once
+    # either bound is reached, instead of growing the server's memory.
+    ws_send_queue_max_frames: Positive = 1000
+    ws_send_queue_max_bytes: Positive = 4 * 1024 * 1024
+    # Protocol-level ping: detects dead peers behind NATs and idle proxies.
+    ws_ping_interval: Seconds = 20.0
+    ws_ping_timeout: Seconds = 20.0
+    # A connection that sends no frame at all for this long is closed (1001). 0 disables.
+    ws_idle_timeout: Annotated[float, Meta(ge=0)] = 300.0
+    # Replays larger than this are not sent; the client pages history over REST.
+    ws_max_replay: Positive = 1000
+    # A typing indicator expires by itself unless refreshed, so a vanished client never types forever.
+    typing_ttl: Seconds = 6.0
+
+    # Messages: the seed's 50 per minute per user. 0 disables the limit.
+    message_rate_limit_per_minute: NonNegative = 50
+    message_max_chars: Positive = 10_000
+    # Group commit: a batch is written once it has this many messages or as soon as the
+    # previous commit ends, whichever comes first.
+    message_batch_max: Positive = 500
+    # The seed caches conversation lists for 5 minutes; every write that changes one invalidates it.
+    conversation_cache_ttl: Seconds = 300.0
+    # Presence heartbeat (multi-process): a process that dies stops counting as online after this.
+    presence_ttl: Seconds = 30.0
+
+    # Email delivery (seed: 20 per batch or every 15 s; 100/min and 1000/h).
+    email_batch_size: Positive = 20
+    email_batch_timeout: Seconds = 15.0
+    email_max_attempts: Positive = 8
+    email_retry_base: Seconds = 2.0
+    email_retry_cap: Seconds = 600.0
+    email_claim_ttl: Seconds = 120.0
+    email_send_concurrency: Positive = 10
+    email_rate_limit_per_minute: NonNegative = 100
+    email_rate_limit_per_hour: NonNegative = 1000
+    email_template_dir: str = ""
+    email_template_ttl: Seconds = 3600.0
+    sendgrid_api_key: str = ""
+    sendgrid_api_url: str = "https://api.sendgrid.com"
+    sendgrid_from_email: str = "noreply@pitchey.com"
+    sendgrid_from_name: str = "Pitchey"
+    sendgrid_webhook_public_key: str = ""
+    sendgrid_timeout: Seconds = 10.0
+    aws_ses_access_key: str = ""
+    aws_ses_secret_key: str = ""
+    aws_ses_region: str = "us-east-1"
+    aws_ses_from_email: str = ""
+    aws_ses_from_name: str = ""
+    aws_ses_endpoint_url: str = ""
+    ses_sns_topic_arns: tuple[str, ...] = ()
+    ses_sns_cert_host_pattern: str = ""
+
+    # Notifications (seed: 10 per batch or every 30 s; 100 per minute per user).
+    notification_batch_size: Positive = 10
+    notification_batch_timeout: Seconds = 30.0
+    notification_rate_limit_per_minute: NonNegative = 100
+    preferences_cache_ttl: Seconds = 900.0
+    unread_email_delay: Seconds = 600.0
+    digest_hour: Annotated[int, Meta(ge=0, le=23)] = 8
+
+    # Attachments.
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    message_attachments_bucket: str = "pitchey-message-attachments"
+    email_attachments_bucket: str = "pitchey-email-attachments"
+    attachment_max_bytes: Positive = 25 * 1024 * 1024
+    attachment_allowed_types: tuple[str, ...] = ()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite:")
+
+    @property
+    def development(self) -> bool:
+        return self.environment != "production"

@@ -1,0 +1,1 @@
+"""The web layer: Starlette app, routes, WebSocket endpoint, auth, settings and CLI."""

@@ -1,0 +1,48 @@
+"""The Starlette application: routes, error handlers and the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Mount, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from rooms.errors import ServiceError
+from schemas.settings import Settings
+from server.errors import http_error, service_error, unexpected_error
+from server.lifespan import lifespan_for
+from server.routes import health, messages
+from server.settings import load_settings
+from server.ws import websocket_endpoint
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with lifespan_for(settings) as services:
+            app.state.services = services
+            yield
+
+    routes: list[BaseRoute] = [
+        *health.routes,
+        *messages.routes,
+        WebSocketRoute("/ws", websocket_endpoint),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ServiceError: service_error,
+            HTTPException: http_error,
+            Exception: unexpected_error,
+        },
+    )

@@ -1,0 +1,76 @@
+"""HS256 bearer tokens. Claims: sub (required), exp (required), email, name, role."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+
+from rooms.errors import Forbidden, Unauthorized
+from rooms.service import Caller
+
+ROLES = ("user", "service", "admin")
+# Bound the cost of decoding what an anonymous client sends.
+_MAX_TOKEN_CHARS = 8192
+
+
+def create_token(
+    secret: str,
+    user_id: str,
+    *,
+    role: str = "user",
+    email: str | None = None,
+    name: str | None = None,
+    ttl: float = 3600,
+) -> str:
+    claims: dict[str, Any] = {"sub": user_id, "exp": int(time.time() + ttl), "role": role}
+    if email:
+        claims["email"] = email
+    if name:
+        claims["name"] = name
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def verify_token(secret: str, token: str | None) -> Caller:
+    if not token:
+        raise Unauthorized("missing bearer token")
+    if len(token) > _MAX_TOKEN_CHARS:
+        raise Unauthorized("token too long")
+    try:
+        # Only HS256 is accepted: "none" and asymmetric algorithms are refused outright.
+        claims = jwt.decode(
+            token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("token expired") from None
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized(f"invalid token: {exc}") from None
+    sub = claims.get("sub")
+    role = claims.get("role", "user")
+    if not isinstance(sub, str) or not sub or len(sub) > 128:
+        raise Unauthorized("invalid token: sub must be a non-empty string")
+    if role not in ROLES:
+        raise Unauthorized("invalid token: unknown role")
+    email = claims.get("email")
+    name = claims.get("name")
+    return Caller(
+        user_id=sub,
+        email=email if isinstance(email, str) else None,
+        name=name if isinstance(name, str) else None,
+        role=role,
+    )
+
+
+def bearer(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def require_role(caller: Caller, *roles: str) -> None:
+    if caller.role not in roles:
+        raise Forbidden(f"this route needs a {' or '.join(roles)} token")

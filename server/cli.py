@@ -1,0 +1,106 @@
+"""`pitchey-comms serve | token | migrate` (also `python -m server`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from server.settings import SettingsError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pitchey-comms", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP and WebSocket server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+
+    token = commands.add_parser("token", help="print a bearer token signed with JWT_SECRET")
+    token.add_argument("user_id")
+    token.add_argument("--role", choices=["user", "service", "admin"], default="user")
+    token.add_argument("--email")
+    token.add_argument("--name")
+    token.add_argument("--ttl", type=float, default=24 * 3600, help="seconds (default one day)")
+
+    commands.add_parser("migrate", help="apply database migrations and exit")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"pitchey-comms: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command == "token":
+        from server.auth import create_token
+
+        print(
+            create_token(
+                settings.jwt_secret,
+                args.user_id,
+                role=args.role,
+                email=args.email,
+                name=args.name,
+                ttl=args.ttl,
+            )
+        )
+        return 0
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings.database_url))
+    return _serve(args.host, args.port, args.workers)
+
+
+async def _migrate(url: str) -> int:
+    from storage.db import open_database
+    from storage.migrations import migrate
+
+    db = open_database(url)
+    await db.connect()
+    try:
+        applied = await migrate(db)
+    finally:
+        await db.close()
+    print(f"applied migrations: {applied or 'none (up to date)'}")
+    return 0
+
+
+def _serve(host: str, port: int, workers: int) -> int:
+    import uvicorn
+
+    settings = load_settings()
+    if workers > 1 and not settings.redis_url:
+        print(
+            "pitchey-comms: --workers > 1 needs REDIS_URL: without Redis, processes cannot "
+            "see each other's sessions, presence or limits",
+            file=sys.stderr,
+        )
+        return 2
+    if workers > 1 and settings.is_sqlite:
+        logging.getLogger("pitchey").warning(
+            "several workers share one SQLite file; PostgreSQL is recommended for several nodes"
+        )
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        ws_max_size=settings.ws_max_frame_bytes,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_timeout,
+        # Room for connection bursts (reconnect storms) before the kernel refuses them.
+        backlog=4096,
+        log_level=settings.log_level,
+        # Access lines would print WebSocket URLs, and with them `?token=` bearer tokens.
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0

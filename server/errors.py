@@ -1,0 +1,63 @@
+"""Every error answer has one shape: {"error": {"code", "message"}}."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rooms.errors import Invalid, RateLimited, ServiceError
+from schemas.codec import encode
+from schemas.messages import Error, ErrorBody
+
+log = logging.getLogger("pitchey.errors")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    body = encode(Error(error=ErrorBody(code=code, message=message)))
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+async def service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
+    if exc.status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    return error_response(exc.status, exc.code, exc.message, headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "internal server error")
+
+
+def decode_error(exc: msgspec.DecodeError) -> ServiceError:
+    if isinstance(exc, msgspec.ValidationError):
+        return Invalid(str(exc))
+    return ServiceError(f"body is not valid JSON: {exc}", code="invalid_json")

@@ -1,0 +1,71 @@
+"""Request helpers shared by every route: the caller, the body, query numbers, JSON answers."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rooms.errors import Invalid, ServiceError, Unavailable
+from rooms.service import Caller
+from schemas.codec import encode
+from server.auth import bearer, verify_token
+from server.errors import decode_error
+from server.lifespan import Services
+
+T = TypeVar("T")
+
+# A REST body is a small JSON document; uploads have their own route and limit.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+async def caller(request: Request) -> Caller:
+    svc = services(request)
+    who = verify_token(svc.settings.jwt_secret, bearer(request.headers.get("authorization")))
+    await svc.messaging.remember(who)
+    return who
+
+
+async def body(request: Request, kind: type[T]) -> T:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ServiceError("body is too large", code="payload_too_large")
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ServiceError("body is too large", code="payload_too_large")
+    if not raw:
+        raise Invalid("a JSON body is required")
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.DecodeError as exc:
+        raise decode_error(exc) from None
+
+
+def int_param(request: Request, name: str, *, default: int | None, lo: int, hi: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Invalid(f"{name} must be an integer") from None
+    if not lo <= value <= hi:
+        raise Invalid(f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    payload = obj if isinstance(obj, bytes) else encode(obj)
+    return Response(payload, status_code=status, media_type="application/json", headers=headers)
+
+
+def ensure_accepting(svc: Services) -> None:
+    if svc.draining:
+        raise Unavailable("server is shutting down")

@@ -1,0 +1,73 @@
+"""/api/messages: conversations, history, sending and read positions."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from rooms.errors import Forbidden
+from schemas.messages import CreateConversation, SendMessage
+from server.http import body, caller, ensure_accepting, int_param, json, services
+
+# A page is bounded so one request cannot read a whole history at once.
+MAX_PAGE = 100
+
+
+async def create_conversation(request: Request) -> Response:
+    who = await caller(request)
+    data = await body(request, CreateConversation)
+    conversation, created = await services(request).messaging.create_conversation(
+        who, data.participant_ids, data.title, data.metadata
+    )
+    return json(conversation, status=201 if created else 200)
+
+
+async def list_conversations(request: Request) -> Response:
+    who = await caller(request)
+    limit = int_param(request, "limit", default=50, lo=1, hi=MAX_PAGE)
+    assert limit is not None
+    page = await services(request).messaging.list_conversations(
+        who, request.query_params.get("cursor") or None, limit
+    )
+    return json(page)
+
+
+async def history(request: Request) -> Response:
+    who = await caller(request)
+    limit = int_param(request, "limit", default=50, lo=1, hi=MAX_PAGE)
+    assert limit is not None
+    page = await services(request).messaging.history(
+        who,
+        request.path_params["conversation_id"],
+        before=int_param(request, "before", default=None, lo=1, hi=2**53),
+        after=int_param(request, "after", default=None, lo=0, hi=2**53),
+        limit=limit,
+    )
+    return json(page)
+
+
+async def send(request: Request) -> Response:
+    who = await caller(request)
+    svc = services(request)
+    ensure_accepting(svc)
+    data = await body(request, SendMessage)
+    if data.sender_id is not None and data.sender_id != who.user_id:
+        raise Forbidden("senderId must be the caller")
+    message = await svc.messaging.send(who, data.conversation_id, data.content, data.client_msg_id)
+    return json(message, status=201)
+
+
+async def mark_read(request: Request) -> Response:
+    who = await caller(request)
+    receipt = await services(request).messaging.mark_read(who, request.path_params["message_id"])
+    return json(receipt)
+
+
+routes = [
+    Route("/api/messages/conversations", create_conversation, methods=["POST"]),
+    Route("/api/messages/conversations", list_conversations, methods=["GET"]),
+    Route("/api/messages/send", send, methods=["POST"]),
+    Route("/api/messages/{message_id}/read", mark_read, methods=["POST"]),
+    Route("/api/messages/{conversation_id}", history, methods=["GET"]),
+]

@@ -1,0 +1,178 @@
+"""The WebSocket endpoint: authenticate before accepting, read frames, drain the session queue.
+
+Each connection has two coroutines: this handler reads and dispatches frames
+in order (so one client's sends keep their order), and a writer drains the
+session's bounded queue. Rooms never write to sockets themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from urllib.parse import urlsplit
+
+import msgspec
+from starlette.responses import Response
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from rooms.errors import ServiceError
+from rooms.service import Caller
+from rooms.session import CLOSE_GOING_AWAY, Session
+from schemas.codec import client_frame_decoder, encode
+from schemas.frames import (
+    Ack,
+    AnyClientFrame,
+    ErrorFrame,
+    Ping,
+    Pong,
+    Read,
+    Send,
+    Subscribe,
+    Typing,
+    Unsubscribe,
+    Unsubscribed,
+)
+from server.auth import bearer, verify_token
+from server.errors import error_response
+from server.lifespan import Services
+
+log = logging.getLogger("pitchey.ws")
+_ids = itertools.count(1)
+_PONG = encode(Pong()).decode()
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """No Origin (not a browser) and same-origin are allowed; others must be listed."""
+    if origin is None or "*" in allowed or origin in allowed:
+        return True
+    return host is not None and urlsplit(origin).netloc == host
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    svc: Services = websocket.app.state.services
+    settings = svc.settings
+    if svc.draining:
+        await _deny(websocket, 503, "unavailable", "server is shutting down")
+        return
+    if not origin_allowed(
+        websocket.headers.get("origin"), websocket.headers.get("host"), settings.allowed_origins
+    ):
+        await _deny(websocket, 403, "forbidden", "origin not allowed")
+        return
+    token = websocket.query_params.get("token") or bearer(websocket.headers.get("authorization"))
+    try:
+        caller = verify_token(settings.jwt_secret, token)
+        await svc.messaging.remember(caller)
+    except ServiceError as exc:
+        await _deny(websocket, exc.status, exc.code, exc.message)
+        return
+
+    await websocket.accept()
+    session = Session(
+        next(_ids),
+        caller.user_id,
+        settings.ws_send_queue_max_frames,
+        settings.ws_send_queue_max_bytes,
+    )
+    svc.sessions[session] = None
+    await svc.users.connect(session)
+    writer = asyncio.create_task(_write(websocket, session), name=f"ws-writer:{session.id}")
+    try:
+        await _read(websocket, session, caller, svc)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        svc.sessions.pop(session, None)
+        svc.rooms.leave_all(session)
+        await svc.users.disconnect(session)
+        if not session.closed:
+            session.close(1000, "")
+        with contextlib.suppress(Exception):
+            await writer
+
+
+async def _deny(websocket: WebSocket, status: int, code: str, message: str) -> None:
+    """Refuse before accepting: an HTTP answer where the server supports it, else a close."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        response: Response = error_response(status, code, message)
+        await websocket.send_denial_response(response)
+    else:
+        await websocket.close(code=1008, reason=message[:120])
+
+
+async def _write(websocket: WebSocket, session: Session) -> None:
+    try:
+        await session.drain(websocket.send_text)
+        await websocket.close(session.close_code, session.close_reason)
+    except Exception:
+        # The peer is gone; the reader sees the disconnect and cleans up.
+        session.close(CLOSE_GOING_AWAY, "")
+
+
+async def _read(websocket: WebSocket, session: Session, caller: Caller, svc: Services) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if session.closed:
+            continue  # the writer is closing the connection; wait for the disconnect
+        session.last_seen = time.monotonic()
+        text = message.get("text")
+        if text is None:
+            _error(session, "unsupported_frame", "binary frames are not supported; send JSON text")
+            continue
+        try:
+            frame = client_frame_decoder.decode(text)
+        except msgspec.ValidationError as exc:
+            _error(session, "invalid_frame", str(exc))
+            continue
+        except msgspec.DecodeError as exc:
+            _error(session, "invalid_json", f"frame is not valid JSON: {exc}")
+            continue
+        try:
+            await _dispatch(frame, session, caller, svc)
+        except ServiceError as exc:
+            _error(session, exc.code, exc.message, _ref(frame))
+
+
+async def _dispatch(frame: AnyClientFrame, session: Session, caller: Caller, svc: Services) -> None:
+    messaging = svc.messaging
+    match frame:
+        case Send():
+            if svc.draining:
+                _error(session, "unavailable", "server is shutting down", _ref(frame))
+                return
+            message = await messaging.send(
+                caller, frame.conversation_id, frame.content, frame.client_msg_id
+            )
+            ack = Ack(
+                message_id=message.id,
+                seq=message.seq,
+                conversation_id=message.conversation_id,
+                client_msg_id=message.client_msg_id,
+            )
+            session.send(encode(ack).decode())
+        case Subscribe():
+            await messaging.subscribe(session, frame.conversation_id, frame.since)
+        case Unsubscribe():
+            await messaging.unsubscribe(session, frame.conversation_id)
+            session.send(encode(Unsubscribed(conversation_id=frame.conversation_id)).decode())
+        case Typing():
+            await messaging.typing(caller, frame.conversation_id, frame.is_typing)
+        case Read():
+            await messaging.mark_read(caller, frame.message_id, frame.conversation_id)
+        case Ping():
+            session.send(_PONG)
+
+
+def _ref(frame: AnyClientFrame) -> str | None:
+    if isinstance(frame, Send) and frame.client_msg_id:
+        return frame.client_msg_id
+    return getattr(frame, "conversation_id", None)
+
+
+def _error(session: Session, code: str, message: str, ref: str | None = None) -> None:
+    session.send(encode(ErrorFrame(code=code, message=message, ref=ref)).decode())

@@ -1,0 +1,1 @@
+"""Everything that speaks SQL. Knows no sockets and no web framework."""

@@ -1,0 +1,187 @@
+"""One small database interface with a SQLite and a PostgreSQL implementation.
+
+SQL is written once with `?` placeholders; the PostgreSQL driver rewrites them
+to `$n`. Every query therefore avoids literal question marks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+Row = tuple[Any, ...]
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached: callers answer 503, never acknowledge."""
+
+
+class IntegrityError(Exception):
+    """A unique or foreign-key constraint refused a write."""
+
+
+class Connection(Protocol):
+    async def execute(self, sql: str, *args: Any) -> int: ...
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
+
+
+class Database(Connection, Protocol):
+    dialect: str
+
+    async def connect(self) -> None: ...
+    async def close(self) -> None: ...
+    def transaction(self) -> Any:
+        """`async with db.transaction() as tx:` where tx is a Connection."""
+        ...
+
+
+def open_database(url: str) -> Database:
+    if url.startswith("sqlite:"):
+        return SQLiteDatabase(url)
+    if url.startswith(("postgres://", "postgresql://")):
+        from storage.postgres import PostgresDatabase
+
+        return PostgresDatabase(url)
+    raise ValueError(f"DATABASE_URL must start with sqlite:// or postgresql://, got {url!r}")
+
+
+class SQLiteDatabase:
+    """aiosqlite in WAL mode: one writer connection guarded by a lock, one reader.
+
+    SQLite allows one writer at a time anyway; WAL lets the reader run beside it.
+    """
+
+    dialect = "sqlite"
+
+    def __init__(self, url: str) -> None:
+        path = url.removeprefix("sqlite:").removeprefix("//")
+        # sqlite:///relative/x.db -> "/relative/x.db" is absolute; sqlite:///./x.db is relative.
+        if path.startswith("/./"):
+            path = path[1:]
+        self.path = path or ":memory:"
+        self._write: Any = None
+        self._read: Any = None
+        self._lock = asyncio.Lock()
+
+    async def connect(self) -> None:
+        import aiosqlite
+
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._write = await aiosqlite.connect(self.path, isolation_level=None)
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            # FULL: an acknowledged write survives kill -9 and power loss alike. Group
+            # commit keeps the fsync count per message low.
+            "PRAGMA synchronous=FULL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=5000",
+        ):
+            await self._write.execute(pragma)
+        if self.path == ":memory:":
+            self._read = self._write
+        else:
+            self._read = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._read.execute("PRAGMA busy_timeout=5000")
+
+    async def close(self) -> None:
+        if self._read is not None and self._read is not self._write:
+            await self._read.close()
+        if self._write is not None:
+            await self._write.close()
+        self._read = self._write = None
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        async with self.transaction() as tx:
+            return await tx.execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with self.transaction() as tx:
+            await tx.executemany(sql, rows)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            cursor = await self._read.execute(sql, args)
+            rows = await cursor.fetchall()
+            await cursor.close()
+        except Exception as exc:
+            raise _translate(exc) from exc
+        return [tuple(r) for r in rows]
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SQLiteTx]:
+        async with self._lock:
+            await self._write.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SQLiteTx(self._write)
+            except BaseException:
+                await self._write.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    await self._write.execute("COMMIT")
+                except Exception as exc:
+                    await self._write.execute("ROLLBACK")
+                    raise _translate(exc) from exc
+
+
+class _SQLiteTx:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        try:
+            cursor = await self._conn.execute(sql, args)
+        except Exception as exc:
+            raise _translate(exc) from exc
+        count: int = cursor.rowcount
+        await cursor.close()
+        return count
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            await self._conn.executemany(sql, rows)
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            cursor = await self._conn.execute(sql, args)
+            rows = await cursor.fetchall()
+            await cursor.close()
+        except Exception as exc:
+            raise _translate(exc) from exc
+        return [tuple(r) for r in rows]
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+
+def _translate(exc: Exception) -> Exception:
+    import sqlite3
+
+    if isinstance(exc, sqlite3.IntegrityError):
+        return IntegrityError(str(exc))
+    if isinstance(exc, sqlite3.OperationalError):
+        return DatabaseUnavailable(str(exc))
+    return exc
+
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+def to_dollar_params(sql: str) -> str:
+    """Rewrite `?` placeholders to PostgreSQL's `$1, $2, ...`."""
+    counter = iter(range(1, 10_000))
+    return _PLACEHOLDER.sub(lambda _m: f"${next(counter)}", sql)

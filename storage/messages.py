@@ -1,0 +1,399 @@
+"""Conversations, participants, messages and read positions."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from storage.db import Database, IntegrityError, Row
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    id: str
+    conversation_id: str
+    seq: int
+    sender_id: str
+    content: str
+    created_at: int
+    client_msg_id: str | None
+    attachments: list[dict[str, Any]] | None = None
+
+
+@dataclass(slots=True)
+class NewMessage:
+    conversation_id: str
+    sender_id: str
+    content: str
+    client_msg_id: str | None = None
+    attachments: list[dict[str, Any]] | None = None
+
+
+@dataclass(slots=True)
+class ConversationRow:
+    id: str
+    title: str | None
+    metadata: dict[str, Any] | None
+    created_at: int
+    last_seq: int
+    last_activity_at: int
+    participant_ids: list[str]
+    last_message: StoredMessage | None
+    read_seq: int
+
+
+@dataclass(slots=True)
+class ReadPosition:
+    conversation_id: str
+    user_id: str
+    message_id: str
+    seq: int
+    changed: bool
+
+
+_MESSAGE_COLUMNS = (
+    "id, conversation_id, seq, sender_id, content, created_at, client_msg_id, attachments"
+)
+
+
+def _message(row: Row) -> StoredMessage:
+    return StoredMessage(
+        id=row[0],
+        conversation_id=row[1],
+        seq=int(row[2]),
+        sender_id=row[3],
+        content=row[4],
+        created_at=int(row[5]),
+        client_msg_id=row[6],
+        attachments=json.loads(row[7]) if row[7] else None,
+    )
+
+
+class MessageStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # ---- users -------------------------------------------------------------
+
+    async def upsert_user(self, user_id: str, email: str | None, name: str | None) -> None:
+        now = now_ms()
+        await self.db.execute(
+            "INSERT INTO users (id, email, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET "
+            "email = COALESCE(excluded.email, users.email), "
+            "name = COALESCE(excluded.name, users.name), updated_at = excluded.updated_at",
+            user_id,
+            email,
+            name,
+            now,
+            now,
+        )
+
+    # ---- conversations -----------------------------------------------------
+
+    async def find_direct(self, direct_key: str) -> str | None:
+        row = await self.db.fetchrow(
+            "SELECT id FROM conversations WHERE direct_key = ?", direct_key
+        )
+        return row[0] if row else None
+
+    async def create_conversation(
+        self,
+        creator: str,
+        participant_ids: Sequence[str],
+        title: str | None,
+        metadata: dict[str, Any] | None,
+        direct_key: str | None,
+    ) -> tuple[str, bool]:
+        """Create a conversation; return (id, created). A direct pair is created once."""
+        conversation_id = str(uuid.uuid4())
+        now = now_ms()
+        try:
+            async with self.db.transaction() as tx:
+                await tx.execute(
+                    "INSERT INTO conversations (id, title, metadata, created_by, created_at, "
+                    "last_activity_at, direct_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    conversation_id,
+                    title,
+                    json.dumps(metadata) if metadata is not None else None,
+                    creator,
+                    now,
+                    now,
+                    direct_key,
+                )
+                await tx.executemany(
+                    "INSERT INTO participants (conversation_id, user_id, joined_at) "
+                    "VALUES (?, ?, ?)",
+                    [(conversation_id, user, now) for user in participant_ids],
+                )
+        except IntegrityError:
+            if direct_key is None:
+                raise
+            existing = await self.find_direct(direct_key)
+            if existing is None:
+                raise
+            return existing, False
+        return conversation_id, True
+
+    async def participants(self, conversation_id: str) -> list[str]:
+        rows = await self.db.fetch(
+            "SELECT user_id FROM participants WHERE conversation_id = ? ORDER BY user_id",
+            conversation_id,
+        )
+        return [row[0] for row in rows]
+
+    async def conversation(self, conversation_id: str, user_id: str) -> ConversationRow | None:
+        rows = await self._conversations(
+            "c.id = ?", (conversation_id,), user_id, limit=1
+        )
+        return rows[0] if rows else None
+
+    async def list_conversations(
+        self, user_id: str, before: tuple[int, str] | None, limit: int
+    ) -> list[ConversationRow]:
+        """Most recent activity first; `before` is the (activity, id) keyset cursor."""
+        if before is None:
+            return await self._conversations("1 = 1", (), user_id, limit)
+        return await self._conversations(
+            "(c.last_activity_at < ? OR (c.last_activity_at = ? AND c.id < ?))",
+            (before[0], before[0], before[1]),
+            user_id,
+            limit,
+        )
+
+    async def _conversations(
+        self, where: str, args: tuple[Any, ...], user_id: str, limit: int
+    ) -> list[ConversationRow]:
+        rows = await self.db.fetch(
+            "SELECT c.id, c.title, c.metadata, c.created_at, c.last_seq, c.last_activity_at, "
+            "p.read_seq, c.last_message_id FROM conversations c "
+            "JOIN participants p ON p.conversation_id = c.id AND p.user_id = ? "
+            f"WHERE {where} ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ?",
+            user_id,
+            *args,
+            limit,
+        )
+        if not rows:
+            return []
+        ids = [row[0] for row in rows]
+        marks = ", ".join("?" for _ in ids)
+        members: dict[str, list[str]] = defaultdict(list)
+        for conv_id, member in await self.db.fetch(
+            f"SELECT conversation_id, user_id FROM participants WHERE conversation_id IN ({marks}) "
+            "ORDER BY user_id",
+            *ids,
+        ):
+            members[conv_id].append(member)
+        last_ids = [row[7] for row in rows if row[7]]
+        last: dict[str, StoredMessage] = {}
+        if last_ids:
+            marks = ", ".join("?" for _ in last_ids)
+            for row in await self.db.fetch(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id IN ({marks})", *last_ids
+            ):
+                message = _message(row)
+                last[message.id] = message
+        return [
+            ConversationRow(
+                id=row[0],
+                title=row[1],
+                metadata=json.loads(row[2]) if row[2] else None,
+                created_at=int(row[3]),
+                last_seq=int(row[4]),
+                last_activity_at=int(row[5]),
+                read_seq=int(row[6]),
+                participant_ids=members[row[0]],
+                last_message=last.get(row[7]) if row[7] else None,
+            )
+            for row in rows
+        ]
+
+    async def last_seq(self, conversation_id: str) -> int:
+        row = await self.db.fetchrow(
+            "SELECT last_seq FROM conversations WHERE id = ?", conversation_id
+        )
+        return int(row[0]) if row else 0
+
+    # ---- messages ----------------------------------------------------------
+
+    async def insert_batch(self, batch: Sequence[NewMessage]) -> list[tuple[StoredMessage, bool]]:
+        """Store a batch in one transaction (group commit); return (message, created) per input.
+
+        A message whose (sender, clientMsgId) was stored before comes back as that
+        first message with created False, so a retried send never creates a duplicate.
+        """
+        try:
+            return await self._insert_batch(batch)
+        except IntegrityError:
+            # Another process stored the same clientMsgId between our lookup and our
+            # insert. Running again finds it and returns the first message.
+            return await self._insert_batch(batch)
+
+    async def _insert_batch(
+        self, batch: Sequence[NewMessage]
+    ) -> list[tuple[StoredMessage, bool]]:
+        results: list[tuple[StoredMessage, bool] | None] = [None] * len(batch)
+        now = now_ms()
+        async with self.db.transaction() as tx:
+            existing = await self._existing_client_ids(tx, batch)
+            fresh: dict[str, list[int]] = defaultdict(list)
+            first_of_key: dict[tuple[str, str], int] = {}
+            for index, new in enumerate(batch):
+                if new.client_msg_id is not None:
+                    key = (new.sender_id, new.client_msg_id)
+                    if key in existing:
+                        results[index] = (existing[key], False)
+                        continue
+                    if key in first_of_key:
+                        continue  # resolved below as the same message
+                    first_of_key[key] = index
+                fresh[new.conversation_id].append(index)
+            rows: list[tuple[Any, ...]] = []
+            readers: list[tuple[int, str, str]] = []
+            # Sorted so that concurrent writers lock conversation rows in one order (no deadlock).
+            for conversation_id in sorted(fresh):
+                indexes = fresh[conversation_id]
+                row = await tx.fetchrow(
+                    "UPDATE conversations SET last_seq = last_seq + ?, last_activity_at = ? "
+                    "WHERE id = ? RETURNING last_seq",
+                    len(indexes),
+                    now,
+                    conversation_id,
+                )
+                if row is None:
+                    raise LookupError(f"conversation {conversation_id} does not exist")
+                seq = int(row[0]) - len(indexes)
+                for index in indexes:
+                    seq += 1
+                    new = batch[index]
+                    stored = StoredMessage(
+                        id=str(uuid.uuid4()),
+                        conversation_id=conversation_id,
+                        seq=seq,
+                        sender_id=new.sender_id,
+                        content=new.content,
+                        created_at=now,
+                        client_msg_id=new.client_msg_id,
+                        attachments=new.attachments,
+                    )
+                    results[index] = (stored, True)
+                    rows.append(
+                        (
+                            stored.id,
+                            conversation_id,
+                            seq,
+                            stored.sender_id,
+                            stored.content,
+                            stored.client_msg_id,
+                            json.dumps(stored.attachments) if stored.attachments else None,
+                            now,
+                        )
+                    )
+                    readers.append((seq, conversation_id, stored.sender_id))
+                await tx.execute(
+                    "UPDATE conversations SET last_message_id = ? WHERE id = ?",
+                    rows[-1][0],
+                    conversation_id,
+                )
+            if rows:
+                await tx.executemany(
+                    "INSERT INTO messages (id, conversation_id, seq, sender_id, content, "
+                    "client_msg_id, attachments, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                # Sending implies having read everything up to one's own message.
+                await tx.executemany(
+                    "UPDATE participants SET read_seq = ? WHERE conversation_id = ? "
+                    "AND user_id = ? AND read_seq < ?",
+                    [(seq, conv, user, seq) for seq, conv, user in readers],
+                )
+        final: list[tuple[StoredMessage, bool]] = []
+        for index, new in enumerate(batch):
+            result = results[index]
+            if result is None:
+                # A repeat of a clientMsgId earlier in this same batch.
+                assert new.client_msg_id is not None
+                first = results[first_of_key[(new.sender_id, new.client_msg_id)]]
+                assert first is not None
+                result = (first[0], False)
+            final.append(result)
+        return final
+
+    async def _existing_client_ids(
+        self, tx: Any, batch: Sequence[NewMessage]
+    ) -> dict[tuple[str, str], StoredMessage]:
+        keyed = [(m.sender_id, m.client_msg_id) for m in batch if m.client_msg_id is not None]
+        if not keyed:
+            return {}
+        found: dict[tuple[str, str], StoredMessage] = {}
+        # Chunked to stay under SQLite's bound-parameter limit.
+        for start in range(0, len(keyed), 400):
+            chunk = keyed[start : start + 400]
+            marks = " OR ".join("(sender_id = ? AND client_msg_id = ?)" for _ in chunk)
+            args = [value for pair in chunk for value in pair]
+            for row in await tx.fetch(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {marks}", *args):
+                message = _message(row)
+                found[(message.sender_id, message.client_msg_id or "")] = message
+        return found
+
+    async def messages(
+        self,
+        conversation_id: str,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[StoredMessage]:
+        """Messages in seq order. With `before` only, the newest `limit` before it."""
+        clauses = ["conversation_id = ?"]
+        args: list[Any] = [conversation_id]
+        if after is not None:
+            clauses.append("seq > ?")
+            args.append(after)
+        if before is not None:
+            clauses.append("seq < ?")
+            args.append(before)
+        order = "ASC" if after is not None else "DESC"
+        rows = await self.db.fetch(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {' AND '.join(clauses)} "
+            f"ORDER BY seq {order} LIMIT ?",
+            *args,
+            limit,
+        )
+        result = [_message(row) for row in rows]
+        if order == "DESC":
+            result.reverse()
+        return result
+
+    async def message(self, message_id: str) -> StoredMessage | None:
+        row = await self.db.fetchrow(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", message_id
+        )
+        return _message(row) if row else None
+
+    async def mark_read(self, user_id: str, message: StoredMessage) -> ReadPosition:
+        """Move the user's read position forward to `message` (never backward)."""
+        changed = await self.db.execute(
+            "UPDATE participants SET read_seq = ? WHERE conversation_id = ? AND user_id = ? "
+            "AND read_seq < ?",
+            message.seq,
+            message.conversation_id,
+            user_id,
+            message.seq,
+        )
+        return ReadPosition(
+            conversation_id=message.conversation_id,
+            user_id=user_id,
+            message_id=message.id,
+            seq=message.seq,
+            changed=changed > 0,
+        )

@@ -1,0 +1,120 @@
+"""PostgreSQL through asyncpg, behind the same interface as SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any
+
+import asyncpg
+
+from storage.db import DatabaseUnavailable, IntegrityError, Row, to_dollar_params
+
+
+@lru_cache(maxsize=1024)
+def _sql(sql: str) -> str:
+    return to_dollar_params(sql)
+
+
+def _translate(exc: BaseException) -> BaseException:
+    if isinstance(exc, asyncpg.UniqueViolationError | asyncpg.ForeignKeyViolationError):
+        return IntegrityError(str(exc))
+    if isinstance(
+        exc,
+        OSError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.ConnectionDoesNotExistError
+        | asyncpg.InterfaceError
+        | TimeoutError,
+    ):
+        return DatabaseUnavailable(str(exc) or type(exc).__name__)
+    return exc
+
+
+class PostgresDatabase:
+    dialect = "postgres"
+
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10) -> None:
+        self.url = url.replace("postgresql+asyncpg://", "postgresql://")
+        self._pool: Any = None
+        self._min = min_size
+        self._max = max_size
+
+    async def connect(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=self._min, max_size=self._max, command_timeout=30
+            )
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        async with self._acquire() as conn:
+            return await _PgConn(conn).execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with self._acquire() as conn:
+            await _PgConn(conn).executemany(sql, rows)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        async with self._acquire() as conn:
+            return await _PgConn(conn).fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        async with self._acquire() as conn:
+            return await _PgConn(conn).fetchrow(sql, *args)
+
+    @asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[Any]:
+        if self._pool is None:
+            raise DatabaseUnavailable("database pool is closed")
+        try:
+            async with self._pool.acquire(timeout=10) as conn:
+                yield conn
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_PgConn]:
+        async with self._acquire() as conn:
+            try:
+                async with conn.transaction():
+                    yield _PgConn(conn)
+            except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as exc:
+                raise IntegrityError(str(exc)) from exc
+
+
+class _PgConn:
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        try:
+            status: str = await self._conn.execute(_sql(sql), *args)
+        except Exception as exc:
+            raise _translate(exc) from exc
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            await self._conn.executemany(_sql(sql), rows)
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            rows = await self._conn.fetch(_sql(sql), *args)
+        except Exception as exc:
+            raise _translate(exc) from exc
+        return [tuple(r) for r in rows]
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None

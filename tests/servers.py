@@ -1,0 +1,180 @@
+"""Real servers for tests: our service as a subprocess on a free port, and helpers to talk to it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+from websockets.asyncio.client import ClientConnection, connect
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    """`python -m server serve` with its own data folder and environment."""
+
+    data_dir: Path
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    secret: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self, timeout: float = 20.0) -> None:
+        env = {**os.environ, **self.env, "JWT_SECRET": self.secret, "DATA_DIR": str(self.data_dir)}
+        env.setdefault("DATABASE_URL", f"sqlite:///{self.data_dir}/pitchey.db")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.data_dir / f"server-{self.port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not start in {timeout}s: {self.log_tail()}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        logs = sorted(self.data_dir.glob("server-*.log"))
+        return "".join(p.read_text(errors="replace") for p in logs)[-chars:]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        """kill -9: no shutdown code runs."""
+        self.stop(signal.SIGKILL)
+
+    def token(self, user_id: str, role: str = "user", ttl: float = 3600, **claims: Any) -> str:
+        payload = {"sub": user_id, "exp": int(time.time() + ttl), "role": role, **claims}
+        return jwt.encode(payload, self.secret, algorithm="HS256")
+
+    def client(self, user_id: str, role: str = "user") -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {self.token(user_id, role)}"},
+            timeout=10,
+        )
+
+
+def uid(prefix: str = "u") -> str:
+    """A user or object id no other test uses, so tests share a server safely."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class WsClient:
+    """A real websockets client with helpers that wait with deadlines, never sleep."""
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+        self.seen: list[dict[str, Any]] = []
+
+    async def send(self, frame: dict[str, Any] | str) -> None:
+        await self.conn.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.conn.recv(), timeout)
+        frame: dict[str, Any] = json.loads(raw)
+        self.seen.append(frame)
+        return frame
+
+    async def expect(
+        self,
+        kind: str,
+        timeout: float = 5.0,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> dict[str, Any]:
+        """The next frame of `kind` (matching `where`); other frames are skipped, errors raise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no {kind!r} frame within {timeout}s; saw {self.seen[-5:]}")
+            frame = await self.recv(remaining)
+            if frame["type"] == kind and (where is None or where(frame)):
+                return frame
+            if frame["type"] == "error":
+                raise AssertionError(f"expected {kind!r}, got {frame}")
+
+    async def messages(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        found = []
+        deadline = time.monotonic() + timeout
+        while len(found) < count:
+            frame = await self.expect("message", max(0.01, deadline - time.monotonic()))
+            found.append(frame["message"])
+        return found
+
+    async def subscribe(self, conversation_id: str, since: int | None = None) -> dict[str, Any]:
+        frame: dict[str, Any] = {"type": "subscribe", "conversationId": conversation_id}
+        if since is not None:
+            frame["since"] = since
+        await self.send(frame)
+        return await self.expect("subscribed", where=lambda f: f["conversationId"] == conversation_id)
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+@contextlib.asynccontextmanager
+async def ws_client(server: ServerProcess, user_id: str, **kwargs: Any) -> AsyncIterator[WsClient]:
+    # A generous client queue: tests that leave frames unread must not stall the close handshake.
+    kwargs.setdefault("max_queue", 4096)
+    async with connect(f"{server.ws_url}?token={server.token(user_id)}", **kwargs) as conn:
+        yield WsClient(conn)
+
+
+async def conversation(server: ServerProcess, *users: str, title: str | None = None) -> str:
+    async with server.client(users[0]) as http:
+        body: dict[str, Any] = {"participantIds": list(users[1:])}
+        if title:
+            body["title"] = title
+        response = await http.post("/api/messages/conversations", json=body)
+        assert response.status_code in (200, 201), response.text
+        conversation_id: str = response.json()["id"]
+        return conversation_id
