@@ -163,8 +163,8 @@ class SendGridProvider:
             # The body was not fully sent, so SendGrid cannot have accepted it.
             raise ProviderError(ErrorKind.RETRY, repr(exc), provider=self.name) from exc
         except (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError) as exc:
-            # The request went out; SendGrid may have queued it. Another provider would
-            # risk a duplicate, so the same provider retries.
+            # The request went out and SendGrid may have queued it. Sending through the
+            # other provider too would make a duplicate certain; the router retries here.
             raise ProviderError(ErrorKind.AMBIGUOUS, repr(exc), provider=self.name) from exc
         except httpx.TransportError as exc:
             raise ProviderError(ErrorKind.RETRY, repr(exc), provider=self.name) from exc
