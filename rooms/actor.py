@@ -33,7 +33,9 @@ log = logging.getLogger("pitchey.rooms")
 class Join:
     session: Session
     since: int | None
-    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 @dataclass(slots=True)
@@ -160,6 +162,11 @@ class Room:
                     self.conversation_id, after=join.since, before=self.last_seq + 1, limit=missing
                 )
                 replay = [message_frame(m) for m in stored]
+                if not session.can_take(len(replay), sum(len(f) for f in replay)):
+                    # Sending it would overflow the session's queue and disconnect it:
+                    # the client pages this gap over REST instead.
+                    replay = []
+                    recovered = False
         if new:
             self.sessions[session] = None
             session.subscriptions.add(self.conversation_id)

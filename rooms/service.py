@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from rooms.broker import Broker, conversation_channel
 from rooms.cache import Cache
-from rooms.errors import Forbidden, Invalid, NotFound, RateLimited, Unavailable
+from rooms.errors import Invalid, NotFound, RateLimited, Unavailable
 from rooms.ratelimit import RateLimiter
 from rooms.registry import RoomRegistry
 from rooms.session import Session
@@ -114,9 +114,7 @@ class Messaging:
         assert row is not None
         return _conversation(row), created
 
-    async def list_conversations(
-        self, caller: Caller, cursor: str | None, limit: int
-    ) -> bytes:
+    async def list_conversations(self, caller: Caller, cursor: str | None, limit: int) -> bytes:
         """The caller's conversation list page, encoded; served from cache when unchanged."""
         version = await self.cache.version(_lists_ns(caller.user_id))
         key = f"convlist:{caller.user_id}:{version}:{cursor or ''}:{limit}"
@@ -130,7 +128,9 @@ class Messaging:
             rows = rows[:limit]
             last = rows[-1]
             next_cursor = _encode_cursor(last.last_activity_at, last.id)
-        body = encode(ConversationPage(items=[_conversation(r) for r in rows], next_cursor=next_cursor))
+        body = encode(
+            ConversationPage(items=[_conversation(r) for r in rows], next_cursor=next_cursor)
+        )
         await self.cache.set(key, body, self.list_ttl)
         return body
 
@@ -223,7 +223,9 @@ class Messaging:
         )
         if position.changed:
             await self._invalidate_lists([caller.user_id])
-            await self.broker.publish(conversation_channel(message.conversation_id), encode(receipt))
+            await self.broker.publish(
+                conversation_channel(message.conversation_id), encode(receipt)
+            )
         return receipt
 
     async def typing(self, caller: Caller, conversation_id: str, is_typing: bool) -> None:

@@ -67,6 +67,13 @@ class Session:
             self._wakeup.set()
         return True
 
+    def can_take(self, frames: int, size: int) -> bool:
+        """Whether this many frames fit in the queue now, with room left for live traffic."""
+        return (
+            len(self._queue) + frames <= self.max_frames // 2
+            and self._bytes + size <= self.max_bytes // 2
+        )
+
     def close(self, code: int, reason: str) -> None:
         if self.closed:
             return

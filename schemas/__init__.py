@@ -1,1 +1,4 @@
-"""msgspec Structs for every REST body, WebSocket frame and setting. Imports nothing else of ours."""
+"""msgspec Structs for every REST body, WebSocket frame and setting.
+
+Imports nothing else of ours.
+"""

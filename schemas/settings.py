@@ -43,8 +43,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A connection that sends no frame at all for this long is closed (1001). 0 disables.
     ws_idle_timeout: Annotated[float, Meta(ge=0)] = 300.0
     # Replays larger than this are not sent; the client pages history over REST.
-    ws_max_replay: Positive = 1000
-    # A typing indicator expires by itself unless refreshed, so a vanished client never types forever.
+    ws_max_replay: Positive = 500
+    # A typing indicator expires by itself unless refreshed:
+    # a vanished client never types forever.
     typing_ttl: Seconds = 6.0
 
     # Messages: the seed's 50 per minute per user. 0 disables the limit.

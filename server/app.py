@@ -13,6 +13,7 @@ from starlette.staticfiles import StaticFiles
 
 from rooms.errors import ServiceError
 from schemas.settings import Settings
+from server import logs
 from server.errors import http_error, service_error, unexpected_error
 from server.lifespan import lifespan_for
 from server.routes import health, messages
@@ -24,6 +25,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
+    logs.install()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

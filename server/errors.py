@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import msgspec
 from starlette.exceptions import HTTPException
@@ -30,7 +31,7 @@ _HTTP_CODES = {
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> Response:
     body = encode(Error(error=ErrorBody(code=code, message=message)))
     return Response(body, status_code=status, media_type="application/json", headers=headers)

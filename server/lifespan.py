@@ -54,7 +54,8 @@ def _shared_state(settings: Settings) -> tuple[Broker, Cache, RateLimiter, Prese
     if settings.redis_url:
         from rooms.redis_state import redis_backends
 
-        return redis_backends(settings)
+        backends: tuple[Broker, Cache, RateLimiter, PresenceTracker] = redis_backends(settings)
+        return backends
     return MemoryBroker(), MemoryCache(), MemoryRateLimiter(), MemoryPresence()
 
 

@@ -106,9 +106,18 @@ async def _deny(websocket: WebSocket, status: int, code: str, message: str) -> N
 async def _write(websocket: WebSocket, session: Session) -> None:
     try:
         await session.drain(websocket.send_text)
+        if session.close_code != 1000:
+            log.warning(
+                "closing session %d of %s: %d %s",
+                session.id,
+                session.user_id,
+                session.close_code,
+                session.close_reason,
+            )
         await websocket.close(session.close_code, session.close_reason)
-    except Exception:
+    except Exception as exc:
         # The peer is gone; the reader sees the disconnect and cleans up.
+        log.warning("writer of session %d ended: %r", session.id, exc)
         session.close(CLOSE_GOING_AWAY, "")
 
 

@@ -152,9 +152,7 @@ class MessageStore:
         return [row[0] for row in rows]
 
     async def conversation(self, conversation_id: str, user_id: str) -> ConversationRow | None:
-        rows = await self._conversations(
-            "c.id = ?", (conversation_id,), user_id, limit=1
-        )
+        rows = await self._conversations("c.id = ?", (conversation_id,), user_id, limit=1)
         return rows[0] if rows else None
 
     async def list_conversations(
@@ -238,9 +236,7 @@ class MessageStore:
             # insert. Running again finds it and returns the first message.
             return await self._insert_batch(batch)
 
-    async def _insert_batch(
-        self, batch: Sequence[NewMessage]
-    ) -> list[tuple[StoredMessage, bool]]:
+    async def _insert_batch(self, batch: Sequence[NewMessage]) -> list[tuple[StoredMessage, bool]]:
         results: list[tuple[StoredMessage, bool] | None] = [None] * len(batch)
         now = now_ms()
         async with self.db.transaction() as tx:
@@ -340,7 +336,9 @@ class MessageStore:
             chunk = keyed[start : start + 400]
             marks = " OR ".join("(sender_id = ? AND client_msg_id = ?)" for _ in chunk)
             args = [value for pair in chunk for value in pair]
-            for row in await tx.fetch(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {marks}", *args):
+            for row in await tx.fetch(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {marks}", *args
+            ):
                 message = _message(row)
                 found[(message.sender_id, message.client_msg_id or "")] = message
         return found

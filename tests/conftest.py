@@ -1,4 +1,7 @@
-"""Fixtures that start real servers. Every test uses fresh user ids, so one server serves a module."""
+"""Fixtures that start real servers.
+
+Every test uses fresh user ids, so one server serves a whole module.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ TEST_ENV = {
     "ENVIRONMENT": "test",
     "WS_IDLE_TIMEOUT": "0",
     "TYPING_TTL": "0.5",
+    # Tests share users across many sends; the limit itself is tested with its own servers.
+    "MESSAGE_RATE_LIMIT_PER_MINUTE": "100000",
 }
 
 

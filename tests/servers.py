@@ -53,9 +53,18 @@ class ServerProcess:
         env = {**os.environ, **self.env, "JWT_SECRET": self.secret, "DATA_DIR": str(self.data_dir)}
         env.setdefault("DATABASE_URL", f"sqlite:///{self.data_dir}/pitchey.db")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.data_dir / f"server-{self.port}.log", "ab")  # noqa: SIM115
+        log = open(self.data_dir / f"server-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -155,7 +164,9 @@ class WsClient:
         if since is not None:
             frame["since"] = since
         await self.send(frame)
-        return await self.expect("subscribed", where=lambda f: f["conversationId"] == conversation_id)
+        return await self.expect(
+            "subscribed", where=lambda f: f["conversationId"] == conversation_id
+        )
 
     async def close(self) -> None:
         await self.conn.close()
@@ -178,3 +189,80 @@ async def conversation(server: ServerProcess, *users: str, title: str | None = N
         assert response.status_code in (200, 201), response.text
         conversation_id: str = response.json()["id"]
         return conversation_id
+
+
+class RawWebSocket:
+    """A WebSocket client on a bare blocking socket that reads only when told to.
+
+    Client libraries read in the background; a consumer that truly stops reading
+    needs a socket nobody else reads from.
+    """
+
+    def __init__(self, server: ServerProcess, user_id: str, rcvbuf: int = 4096) -> None:
+        import base64
+        import os as _os
+
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect(("127.0.0.1", server.port))
+        key = base64.b64encode(_os.urandom(16)).decode()
+        request = (
+            f"GET /ws?token={server.token(user_id)} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        self.sock.sendall(request.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(1)
+        assert b" 101 " in head.split(b"\r\n")[0], head
+        self._buffer = b""
+
+    def send_json(self, frame: dict[str, Any]) -> None:
+        import os as _os
+        import struct
+
+        payload = json.dumps(frame).encode()
+        mask = _os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        length = len(payload)
+        header = bytes([0x81])
+        if length < 126:
+            header += bytes([0x80 | length])
+        else:
+            header += bytes([0x80 | 126]) + struct.pack("!H", length)
+        self.sock.sendall(header + mask + masked)
+
+    def frames(self, timeout: float = 20.0) -> list[tuple[int, bytes]]:
+        """Read until the server's close frame; return (opcode, payload) of every frame."""
+        import struct
+
+        self.sock.settimeout(timeout)
+        data = b""
+        found: list[tuple[int, bytes]] = []
+        offset = 0
+        while not found or found[-1][0] != 0x8:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            while True:
+                if offset + 2 > len(data):
+                    break
+                opcode = data[offset] & 0x0F
+                length = data[offset + 1] & 0x7F
+                start = offset + 2
+                if length == 126:
+                    (length,) = struct.unpack("!H", data[start : start + 2])
+                    start += 2
+                elif length == 127:
+                    (length,) = struct.unpack("!Q", data[start : start + 8])
+                    start += 8
+                if start + length > len(data):
+                    break
+                found.append((opcode, data[start : start + length]))
+                offset = start + length
+        return found
+
+    def close(self) -> None:
+        self.sock.close()

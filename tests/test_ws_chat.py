@@ -13,7 +13,9 @@ async def test_two_clients_chat_live_and_sender_gets_ack(server: ServerProcess) 
     async with ws_client(server, alice) as a, ws_client(server, bob) as b:
         await a.subscribe(conv)
         await b.subscribe(conv)
-        await a.send({"type": "send", "conversationId": conv, "content": "hi bob", "clientMsgId": "m1"})
+        await a.send(
+            {"type": "send", "conversationId": conv, "content": "hi bob", "clientMsgId": "m1"}
+        )
         ack = await a.expect("ack")
         assert ack["clientMsgId"] == "m1" and ack["seq"] == 1
         got = (await b.messages(1))[0]
@@ -138,7 +140,10 @@ async def test_concurrent_senders_get_unique_gap_free_seqs(server: ServerProcess
         async with server.client(user) as http:
             replies = await asyncio.gather(
                 *(
-                    http.post("/api/messages/send", json={"conversationId": conv, "content": f"{user} {i}"})
+                    http.post(
+                        "/api/messages/send",
+                        json={"conversationId": conv, "content": f"{user} {i}"},
+                    )
                     for i in range(8)
                 )
             )

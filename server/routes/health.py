@@ -29,7 +29,9 @@ async def readyz(request: Request) -> Response:
         except Exception as exc:
             checks["redis"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values()) and not svc.draining
-    return json({"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503)
+    return json(
+        {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+    )
 
 
 routes = [

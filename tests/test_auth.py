@@ -1,0 +1,155 @@
+"""Who may do what: bearer tokens on REST and WebSocket, and access to conversations."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import jwt
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from tests.servers import ServerProcess, conversation, uid, ws_client
+
+
+def bad_tokens(server: ServerProcess) -> dict[str, str]:
+    now = int(time.time())
+    return {
+        "expired": jwt.encode({"sub": "x", "exp": now - 10}, server.secret, algorithm="HS256"),
+        "wrong_signature": jwt.encode(
+            {"sub": "x", "exp": now + 60},
+            "not-the-secret-but-long-enough-for-hs256!!",
+            algorithm="HS256",
+        ),
+        "alg_none": jwt.encode({"sub": "x", "exp": now + 60}, None, algorithm="none"),  # type: ignore[arg-type]
+        "no_sub": jwt.encode({"exp": now + 60}, server.secret, algorithm="HS256"),
+        "no_exp": jwt.encode({"sub": "x"}, server.secret, algorithm="HS256"),
+        "garbage": "not.a.jwt",
+        "unknown_role": jwt.encode(
+            {"sub": "x", "exp": now + 60, "role": "root"}, server.secret, algorithm="HS256"
+        ),
+    }
+
+
+KINDS = ["expired", "wrong_signature", "alg_none", "no_sub", "no_exp", "garbage", "unknown_role"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_rest_refuses_bad_token_with_401(server: ServerProcess, kind: str) -> None:
+    token = bad_tokens(server)[kind]
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.get(
+            "/api/messages/conversations", headers={"Authorization": f"Bearer {token}"}
+        )
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+async def test_rest_without_token_is_401(server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        response = await http.get("/api/messages/conversations")
+    assert response.status_code == 401
+    assert set(response.json()["error"]) == {"code", "message"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_websocket_refuses_bad_token_before_accept(server: ServerProcess, kind: str) -> None:
+    token = bad_tokens(server)[kind]
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"{server.ws_url}?token={token}"):
+            pass
+    assert refused.value.response.status_code == 401
+
+
+async def test_websocket_accepts_token_in_authorization_header(server: ServerProcess) -> None:
+    headers = {"Authorization": f"Bearer {server.token(uid())}"}
+    async with connect(server.ws_url, additional_headers=headers) as conn:
+        await conn.send('{"type":"ping"}')
+        assert "pong" in str(await conn.recv())
+
+
+async def test_websocket_without_token_is_refused(server: ServerProcess) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(server.ws_url):
+            pass
+    assert refused.value.response.status_code == 401
+
+
+async def test_browser_from_another_origin_is_refused(server: ServerProcess) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(
+            f"{server.ws_url}?token={server.token(uid())}",
+            origin="https://evil.example",  # type: ignore[arg-type]
+        ):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+async def test_same_origin_browser_is_accepted(server: ServerProcess) -> None:
+    async with connect(
+        f"{server.ws_url}?token={server.token(uid())}",
+        origin=server.url,  # type: ignore[arg-type]
+    ) as conn:
+        await conn.send('{"type":"ping"}')
+        assert "pong" in str(await conn.recv())
+
+
+async def test_outsider_cannot_read_history(server: ServerProcess) -> None:
+    conv = await conversation(server, uid(), uid())
+    async with server.client(uid()) as http:
+        response = await http.get(f"/api/messages/{conv}")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+async def test_outsider_cannot_send(server: ServerProcess) -> None:
+    conv = await conversation(server, uid(), uid())
+    async with server.client(uid()) as http:
+        response = await http.post(
+            "/api/messages/send", json={"conversationId": conv, "content": "x"}
+        )
+    assert response.status_code == 404
+
+
+async def test_outsider_cannot_subscribe(server: ServerProcess) -> None:
+    conv = await conversation(server, uid(), uid())
+    async with ws_client(server, uid()) as outsider:
+        await outsider.send({"type": "subscribe", "conversationId": conv})
+        error = await outsider.expect("error")
+        assert error["code"] == "not_found" and error["ref"] == conv
+
+
+async def test_outsider_cannot_mark_read_or_type(server: ServerProcess) -> None:
+    alice, bob = uid(), uid()
+    conv = await conversation(server, alice, bob)
+    async with server.client(alice) as http:
+        sent = (
+            await http.post("/api/messages/send", json={"conversationId": conv, "content": "x"})
+        ).json()
+    async with server.client(uid()) as http:
+        response = await http.post(f"/api/messages/{sent['id']}/read")
+    assert response.status_code == 404
+    async with ws_client(server, uid()) as outsider:
+        await outsider.send({"type": "typing", "conversationId": conv, "isTyping": True})
+        assert (await outsider.expect("error"))["code"] == "not_found"
+
+
+async def test_sender_id_other_than_caller_is_forbidden(server: ServerProcess) -> None:
+    alice, bob = uid(), uid()
+    conv = await conversation(server, alice, bob)
+    async with server.client(alice) as http:
+        response = await http.post(
+            "/api/messages/send", json={"conversationId": conv, "content": "x", "senderId": bob}
+        )
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "forbidden"
+
+
+async def test_tokens_never_reach_the_server_log(server: ServerProcess) -> None:
+    token = server.token(uid())
+    async with connect(f"{server.ws_url}?token={token}") as conn:
+        await conn.send('{"type":"ping"}')
+        await conn.recv()
+    assert "token=[redacted]" in server.log_tail(100_000)
+    assert token not in server.log_tail(100_000)
