@@ -6,7 +6,6 @@ import argparse
 import json
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -70,26 +69,23 @@ def run(args: argparse.Namespace) -> int:
         ensure_node_modules()
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     documents = []
-    with tempfile.TemporaryDirectory(prefix="pitchey-bench-") as tmp:
-        targets = [t for t in all_targets(Path(tmp)) if t.name in chosen]
-        for name in names:
-            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-            module = SCENARIOS[name]
-            outcome = module.run(targets, args.quick, stamp)
-            document = {
-                "scenario": name,
-                "stamp": stamp,
-                "quick": args.quick,
-                "command": shlex.join(
-                    [Path(sys.executable).name, "-m", "benchmarks", *sys.argv[1:]]
-                ),
-                "machine": machine.describe(),
-                **outcome,
-                "ratios": ratios(module.METRICS, outcome["entries"]),
-            }
-            path = report.save(document)
-            print(f"wrote {path}", file=sys.stderr)
-            documents.append(document)
+    targets = [t for t in all_targets() if t.name in chosen]
+    for name in names:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        module = SCENARIOS[name]
+        outcome = module.run(targets, args.quick, stamp)
+        document = {
+            "scenario": name,
+            "stamp": stamp,
+            "quick": args.quick,
+            "command": shlex.join([Path(sys.executable).name, "-m", "benchmarks", *sys.argv[1:]]),
+            "machine": machine.describe(),
+            **outcome,
+            "ratios": ratios(module.METRICS, outcome["entries"]),
+        }
+        path = report.save(document)
+        print(f"wrote {path}", file=sys.stderr)
+        documents.append(document)
     report.regenerate()
     if args.json:
         json.dump(documents if len(documents) > 1 else documents[0], sys.stdout, indent=2)

@@ -21,9 +21,13 @@ class Reply(Enum):
     NONE = 0
     JOINED = 1
     PING = 2  # Engine.IO ping: answer with ENGINEIO_PONG
+    OPENED = 3  # Engine.IO open: connect the default namespace with SOCKETIO_CONNECT
+    CONNECTED = 4  # Socket.IO namespace connected (or WebSocket open): send the join frames
+    ERROR = 5  # the server refused something: counted and one sample kept for the report
 
 
 ENGINEIO_PONG = "3"
+SOCKETIO_CONNECT = "40"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +43,14 @@ class Dialect:
             return f"/ws?token={token}"
         return "/"
 
+    @property
+    def joins_on_open(self) -> bool:
+        """Socket.IO must see Engine.IO open, then namespace connect, before a join event."""
+        return self.name != "socketio"
+
     def join_frames(self, room: Room) -> list[str]:
         if self.name == "socketio":
-            # "40" opens the default namespace; the join event may follow at once because
-            # packets on one connection are handled in order.
-            return ["40", "42" + json.dumps(["join", room])]
+            return ["42" + json.dumps(["join", room])]
         if self.name == "pitchey":
             return [json.dumps({"type": "subscribe", "conversationId": room})]
         return [json.dumps({"type": "join", "room": room})]
@@ -67,7 +74,13 @@ class Dialect:
                 return Reply.PING
             if payload.startswith(b'42["joined"'):
                 return Reply.JOINED
+            if payload.startswith(b"0{"):
+                return Reply.OPENED
+            if payload.startswith(b"40"):
+                return Reply.CONNECTED
             return Reply.NONE
         if self.name == "pitchey":
-            return Reply.JOINED if b'"subscribed"' in payload else Reply.NONE
+            if b'"type":"error"' in payload:
+                return Reply.ERROR
+            return Reply.JOINED if b'"type":"subscribed"' in payload else Reply.NONE
         return Reply.JOINED if b'"joined"' in payload else Reply.NONE

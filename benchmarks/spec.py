@@ -49,6 +49,7 @@ class Step(msgspec.Struct, frozen=True):
     max_ms: float | None
     server_cpu_us_per_frame: float | None
     loadgen_cpu_share: float  # CPU seconds used by the load generator / wall seconds
+    error_frames: int  # error frames the server sent during the step (ours only)
     passed: bool
 
 
@@ -64,6 +65,7 @@ class FanoutResult(msgspec.Struct, frozen=True):
     steps: list[Step]
     best_clean_per_s: float  # delivered msgs/s of the fastest passing step, 0 if none
     best_step: Step | None
+    error_sample: str | None  # the first error frame of the run, verbatim
 
 
 class IdleResult(msgspec.Struct, frozen=True):

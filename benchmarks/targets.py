@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,6 +21,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 NODE_PEER = BENCH_DIR / "peers" / "socketio_node"
 TOKEN_TTL_S = 3600
+JWT_SECRET = secrets.token_hex(32)  # one per harness run; tokens are minted with it below
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ class Target:
     label: str
     dialect: str
     argv: Callable[[int], list[str]]
-    env: dict[str, str] = field(default_factory=dict)
+    env: Callable[[Path], dict[str, str]] = lambda workdir: {}  # workdir: fresh per measurement
     cwd: Path = REPO
 
     def available(self) -> str | None:
@@ -54,7 +55,7 @@ class Target:
         groups = -(-subscribers // room_size)
         if self.name != "pitchey":
             return Audience(rooms=[f"room{k}" for k in range(groups)], room_size=room_size)
-        return prepare_pitchey(running.port, self.env["JWT_SECRET"], subscribers, room_size)
+        return prepare_pitchey(running.port, JWT_SECRET, subscribers, room_size)
 
 
 def token(secret: str, user_id: str) -> str:
@@ -92,33 +93,34 @@ def ensure_node_modules() -> None:
         )
 
 
-def pitchey(tmpdir: Path) -> Target:
-    return Target(
-        name="pitchey",
-        label="Pitchey Comms (ours)",
-        dialect="pitchey",
-        argv=lambda port: [
-            sys.executable,
-            "-m",
-            "server",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env={
-            "DATABASE_URL": f"sqlite:///{tmpdir}/bench.db",
-            "JWT_SECRET": secrets.token_hex(32),
-            # The benchmark raises the per-user message rate limit: 0 disables it.
-            "MESSAGE_RATE_LIMIT_PER_MINUTE": "0",
-        },
-    )
+def pitchey_env(workdir: Path) -> dict[str, str]:
+    return {
+        "DATABASE_URL": f"sqlite:///{workdir}/bench.db",
+        "JWT_SECRET": JWT_SECRET,
+        # The benchmark raises the per-user message rate limit: 0 disables it.
+        "MESSAGE_RATE_LIMIT_PER_MINUTE": "0",
+    }
 
 
-def peers() -> list[Target]:
+def all_targets() -> list[Target]:
     python = sys.executable
     return [
+        Target(
+            name="pitchey",
+            label="Pitchey Comms (ours)",
+            dialect="pitchey",
+            argv=lambda port: [
+                python,
+                "-m",
+                "server",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=pitchey_env,
+        ),
         Target(
             name="ws-broadcast",
             label="Python websockets broadcast()",
@@ -146,8 +148,4 @@ def peers() -> list[Target]:
     ]
 
 
-def all_targets(tmpdir: Path) -> list[Target]:
-    return [pitchey(tmpdir), *peers()]
-
-
-TARGET_NAMES = ["pitchey", "ws-broadcast", "socketio-py", "socketio-node"]
+TARGET_NAMES = [target.name for target in all_targets()]
