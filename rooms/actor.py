@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from rooms.broker import Broker, conversation_channel
+from rooms.frames import Outgoing
 from rooms.presence import PresenceTracker
 from rooms.session import Session
 from rooms.views import message_frame
@@ -150,7 +151,7 @@ class Room:
             join.done.set_result(None)
             return
         new = session not in self.sessions
-        replay: list[bytes] = []
+        replay: list[Outgoing] = []
         recovered = True
         if join.since is not None and join.since < self.last_seq:
             missing = self.last_seq - join.since
@@ -161,8 +162,8 @@ class Room:
                 stored = await self._store.messages(
                     self.conversation_id, after=join.since, before=self.last_seq + 1, limit=missing
                 )
-                replay = [message_frame(m) for m in stored]
-                if not session.can_take(len(replay), sum(len(f) for f in replay)):
+                replay = [Outgoing(message_frame(m)) for m in stored]
+                if not session.can_take(len(replay), sum(len(f.payload) for f in replay)):
                     # Sending it would overflow the session's queue and disconnect it:
                     # the client pages this gap over REST instead.
                     replay = []
@@ -176,19 +177,16 @@ class Room:
             ):
                 await self._publish_presence(session.user_id, True)
         online = await self._presence.online(self.conversation_id)
-        session.send(
-            encode(
-                Subscribed(
-                    conversation_id=self.conversation_id,
-                    seq=self.last_seq,
-                    online=online,
-                    recovered=recovered,
-                    replayed=len(replay),
-                )
-            ).decode()
+        subscribed = Subscribed(
+            conversation_id=self.conversation_id,
+            seq=self.last_seq,
+            online=online,
+            recovered=recovered,
+            replayed=len(replay),
         )
+        session.send(Outgoing(encode(subscribed)))
         for frame in replay:
-            session.send(frame.decode())
+            session.send(frame)
         join.done.set_result(None)
 
     async def _leave(self, session: Session) -> None:
@@ -234,7 +232,7 @@ class Room:
                 self._typing[head.user_id] = time.monotonic() + self._typing_ttl
             else:
                 self._typing.pop(head.user_id, None)
-        self._fanout(payload.decode())
+        self._fanout(Outgoing(payload))
 
     async def _catch_up(self, up_to: int | None) -> None:
         """Forward stored messages after last_seq (up to `up_to`, or all) from storage."""
@@ -255,9 +253,9 @@ class Room:
         for message in stored:
             if message.seq == self.last_seq + 1:
                 self.last_seq = message.seq
-                self._fanout(message_frame(message).decode())
+                self._fanout(Outgoing(message_frame(message)))
 
-    def _fanout(self, frame: str) -> None:
+    def _fanout(self, frame: Outgoing) -> None:
         # One encoded frame for every session; a full queue closes that session only.
         for session in self.sessions:
             session.send(frame)
@@ -267,13 +265,10 @@ class Room:
         for user, expires in list(self._typing.items()):
             if expires <= now:
                 del self._typing[user]
-                self._fanout(
-                    encode(
-                        TypingFrame(
-                            conversation_id=self.conversation_id, user_id=user, is_typing=False
-                        )
-                    ).decode()
+                stopped = TypingFrame(
+                    conversation_id=self.conversation_id, user_id=user, is_typing=False
                 )
+                self._fanout(Outgoing(encode(stopped)))
 
     def _fail_pending(self) -> None:
         # Joins that arrived after the room decided to stop are re-posted by the registry.

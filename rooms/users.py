@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from rooms.broker import Broker, user_channel
+from rooms.frames import Outgoing
 from rooms.session import Session
 
 log = logging.getLogger("pitchey.users")
@@ -29,7 +30,7 @@ class UserHub:
         user_id = session.user_id
 
         def deliver(payload: bytes) -> None:
-            frame = payload.decode()
+            frame = Outgoing(payload)
             for target in self._sessions.get(user_id, ()):
                 target.send(frame)
 

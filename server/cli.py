@@ -92,7 +92,10 @@ def _serve(host: str, port: int, workers: int) -> int:
         workers=workers,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        # Our subclass of uvicorn's websockets-sansio protocol (server/transport.py).
+        ws="server.transport:DirectWebSocketProtocol",
+        # Off: a compressed connection could not share the fan-out's prebuilt frame.
+        ws_per_message_deflate=False,
         ws_max_size=settings.ws_max_frame_bytes,
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_timeout,

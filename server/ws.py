@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from rooms.errors import ServiceError
+from rooms.frames import Outgoing
 from rooms.service import Caller
 from rooms.session import CLOSE_GOING_AWAY, Session
 from schemas.codec import client_frame_decoder, encode
@@ -38,10 +39,11 @@ from schemas.frames import (
 from server.auth import bearer, verify_token
 from server.errors import error_response
 from server.lifespan import Services
+from server.transport import SINK_EXTENSION
 
 log = logging.getLogger("pitchey.ws")
 _ids = itertools.count(1)
-_PONG = encode(Pong()).decode()
+_PONG = Outgoing(encode(Pong()))
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
@@ -71,15 +73,20 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
 
     await websocket.accept()
+    sink = websocket.scope.get("extensions", {}).get(SINK_EXTENSION, {}).get("sink")
     session = Session(
         next(_ids),
         caller.user_id,
         settings.ws_send_queue_max_frames,
         settings.ws_send_queue_max_bytes,
+        sink,
     )
     svc.sessions[session] = None
     await svc.users.connect(session)
-    writer = asyncio.create_task(_write(websocket, session), name=f"ws-writer:{session.id}")
+    # With our transport the session writes directly; under another ASGI server a task drains it.
+    writer = None
+    if sink is None:
+        writer = asyncio.create_task(_write(websocket, session), name=f"ws-writer:{session.id}")
     try:
         await _read(websocket, session, caller, svc)
     except WebSocketDisconnect:
@@ -90,8 +97,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await svc.users.disconnect(session)
         if not session.closed:
             session.close(1000, "")
-        with contextlib.suppress(Exception):
-            await writer
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                await writer
 
 
 async def _deny(websocket: WebSocket, status: int, code: str, message: str) -> None:
@@ -106,14 +114,6 @@ async def _deny(websocket: WebSocket, status: int, code: str, message: str) -> N
 async def _write(websocket: WebSocket, session: Session) -> None:
     try:
         await session.drain(websocket.send_text)
-        if session.close_code != 1000:
-            log.warning(
-                "closing session %d of %s: %d %s",
-                session.id,
-                session.user_id,
-                session.close_code,
-                session.close_reason,
-            )
         await websocket.close(session.close_code, session.close_reason)
     except Exception as exc:
         # The peer is gone; the reader sees the disconnect and cleans up.
@@ -127,7 +127,7 @@ async def _read(websocket: WebSocket, session: Session, caller: Caller, svc: Ser
         if message["type"] == "websocket.disconnect":
             return
         if session.closed:
-            continue  # the writer is closing the connection; wait for the disconnect
+            continue  # the connection is closing; wait for the disconnect
         session.last_seen = time.monotonic()
         text = message.get("text")
         if text is None:
@@ -163,12 +163,12 @@ async def _dispatch(frame: AnyClientFrame, session: Session, caller: Caller, svc
                 conversation_id=message.conversation_id,
                 client_msg_id=message.client_msg_id,
             )
-            session.send(encode(ack).decode())
+            session.send(Outgoing(encode(ack)))
         case Subscribe():
             await messaging.subscribe(session, frame.conversation_id, frame.since)
         case Unsubscribe():
             await messaging.unsubscribe(session, frame.conversation_id)
-            session.send(encode(Unsubscribed(conversation_id=frame.conversation_id)).decode())
+            session.send(Outgoing(encode(Unsubscribed(conversation_id=frame.conversation_id))))
         case Typing():
             await messaging.typing(caller, frame.conversation_id, frame.is_typing)
         case Read():
@@ -184,4 +184,4 @@ def _ref(frame: AnyClientFrame) -> str | None:
 
 
 def _error(session: Session, code: str, message: str, ref: str | None = None) -> None:
-    session.send(encode(ErrorFrame(code=code, message=message, ref=ref)).decode())
+    session.send(Outgoing(encode(ErrorFrame(code=code, message=message, ref=ref))))
