@@ -1,0 +1,268 @@
+// Pitchey Comms browser client: a dependency-free ES module.
+//
+//   import { PitcheyClient } from "/static/pitchey-comms.js";
+//   const client = new PitcheyClient({ url: "https://comms.example", token });
+//   client.addEventListener("message", (e) => show(e.detail));
+//   await client.subscribe(conversationId);
+//   await client.send(conversationId, "Loved the pitch!");
+//
+// What it takes care of (docs/protocol.md):
+// - reconnects with exponential backoff and jitter, and asks for a fresh token if a
+//   `getToken` callback is given;
+// - remembers the last seq per conversation and resubscribes with `since`, so nothing is
+//   missed; pages the gap over REST when the server answers `recovered: false`; resubscribes
+//   when it sees a seq jump; drops repeats;
+// - sends with a clientMsgId and resolves when the `ack` arrives; unacknowledged sends are
+//   sent again after a reconnect with the same clientMsgId, which the server deduplicates;
+// - typing (refreshed while typing), read receipts, presence, notifications and inbox counts;
+// - an application-level ping so idle connections stay open and dead ones are noticed.
+
+const PING_EVERY_MS = 25000;
+const TYPING_REFRESH_MS = 3000;
+
+export class PitcheyClient extends EventTarget {
+  constructor({ url = location.origin, token = null, getToken = null, backoff = {} } = {}) {
+    super();
+    this.baseUrl = url.replace(/\/$/, "");
+    this.token = token;
+    this.getToken = getToken;
+    this.backoff = { initial: 500, max: 15000, ...backoff };
+    this.conversations = new Map(); // conversationId -> { lastSeq, subscribed }
+    this.pending = new Map(); // clientMsgId -> { frame, resolve, reject }
+    this.typingTimers = new Map();
+    this.attempt = 0;
+    this.socket = null;
+    this.closedByUser = false;
+    this.state = "idle";
+    this._connect();
+  }
+
+  // ---- public API ---------------------------------------------------------
+
+  subscribe(conversationId, since = undefined) {
+    const known = this.conversations.get(conversationId);
+    const lastSeq = since ?? known?.lastSeq;
+    this.conversations.set(conversationId, { lastSeq: lastSeq ?? null, subscribed: false });
+    this._subscribe(conversationId);
+    return new Promise((resolve) => {
+      const done = (event) => {
+        if (event.detail.conversationId !== conversationId) return;
+        this.removeEventListener("subscribed", done);
+        resolve(event.detail);
+      };
+      this.addEventListener("subscribed", done);
+    });
+  }
+
+  unsubscribe(conversationId) {
+    this.conversations.delete(conversationId);
+    this._send({ type: "unsubscribe", conversationId });
+  }
+
+  send(conversationId, content, { clientMsgId = randomId(), attachmentIds } = {}) {
+    const frame = { type: "send", conversationId, content, clientMsgId };
+    if (attachmentIds) frame.attachmentIds = attachmentIds;
+    return new Promise((resolve, reject) => {
+      this.pending.set(clientMsgId, { frame, resolve, reject });
+      this._send(frame);
+    });
+  }
+
+  typing(conversationId, isTyping = true) {
+    clearInterval(this.typingTimers.get(conversationId));
+    this.typingTimers.delete(conversationId);
+    this._send({ type: "typing", conversationId, isTyping });
+    if (isTyping) {
+      // The server expires a typing state by itself; refresh it while the user types.
+      const timer = setInterval(
+        () => this._send({ type: "typing", conversationId, isTyping: true }),
+        TYPING_REFRESH_MS,
+      );
+      this.typingTimers.set(conversationId, timer);
+    }
+  }
+
+  read(conversationId, messageId) {
+    this._send({ type: "read", conversationId, messageId });
+  }
+
+  async history(conversationId, { before, after, limit = 50 } = {}) {
+    const params = new URLSearchParams({ limit: String(limit) });
+    if (before !== undefined) params.set("before", String(before));
+    if (after !== undefined) params.set("after", String(after));
+    return this._rest(`/api/messages/${encodeURIComponent(conversationId)}?${params}`);
+  }
+
+  async notifications({ unread = false, cursor } = {}) {
+    const params = new URLSearchParams();
+    if (unread) params.set("unread", "true");
+    if (cursor) params.set("cursor", cursor);
+    return this._rest(`/api/notifications?${params}`);
+  }
+
+  async markNotificationRead(id) {
+    return this._rest(`/api/notifications/${encodeURIComponent(id)}/read`, { method: "POST" });
+  }
+
+  close() {
+    this.closedByUser = true;
+    for (const timer of this.typingTimers.values()) clearInterval(timer);
+    clearInterval(this.pingTimer);
+    clearTimeout(this.retryTimer);
+    this.socket?.close(1000);
+    this._setState("closed");
+  }
+
+  // ---- connection -----------------------------------------------------------
+
+  async _connect() {
+    if (this.closedByUser) return;
+    this._setState("connecting");
+    if (this.getToken) {
+      try {
+        this.token = await this.getToken();
+      } catch (error) {
+        this._scheduleReconnect();
+        return;
+      }
+    }
+    const wsUrl = this.baseUrl.replace(/^http/, "ws") + "/ws?token=" + encodeURIComponent(this.token);
+    const socket = new WebSocket(wsUrl);
+    this.socket = socket;
+    socket.onopen = () => {
+      this.attempt = 0;
+      this._setState("open");
+      for (const id of this.conversations.keys()) this._subscribe(id);
+      // Anything not acknowledged may not be stored: send it again, same clientMsgId.
+      for (const { frame } of this.pending.values()) this._send(frame);
+      clearInterval(this.pingTimer);
+      this.pingTimer = setInterval(() => this._send({ type: "ping" }), PING_EVERY_MS);
+    };
+    socket.onmessage = (event) => this._frame(JSON.parse(event.data));
+    socket.onclose = (event) => {
+      clearInterval(this.pingTimer);
+      if (this.socket !== socket) return;
+      this.socket = null;
+      for (const state of this.conversations.values()) state.subscribed = false;
+      this._emit("disconnected", { code: event.code, reason: event.reason });
+      if (!this.closedByUser) this._scheduleReconnect();
+    };
+  }
+
+  _scheduleReconnect() {
+    this._setState("reconnecting");
+    const ceiling = Math.min(this.backoff.max, this.backoff.initial * 2 ** this.attempt);
+    this.attempt += 1;
+    // Full jitter: a server restart must not bring every client back in the same instant.
+    const delay = Math.random() * ceiling;
+    this.retryTimer = setTimeout(() => this._connect(), delay);
+  }
+
+  _subscribe(conversationId) {
+    const state = this.conversations.get(conversationId);
+    const frame = { type: "subscribe", conversationId };
+    if (state && state.lastSeq !== null && state.lastSeq !== undefined) frame.since = state.lastSeq;
+    this._send(frame);
+  }
+
+  _send(frame) {
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
+  }
+
+  // ---- incoming frames ----------------------------------------------------------
+
+  async _frame(frame) {
+    switch (frame.type) {
+      case "subscribed": {
+        const state = this.conversations.get(frame.conversationId);
+        if (state) {
+          state.subscribed = true;
+          if (state.lastSeq === null || state.lastSeq === undefined) state.lastSeq = frame.seq;
+          else if (!frame.recovered) await this._pageGap(frame.conversationId, frame.seq);
+        }
+        this._emit("subscribed", frame);
+        break;
+      }
+      case "message": {
+        const message = frame.message;
+        const state = this.conversations.get(message.conversationId);
+        if (state && state.lastSeq !== null) {
+          if (message.seq <= state.lastSeq) return; // a repeat
+          if (message.seq > state.lastSeq + 1) {
+            // A gap: resubscribe with since; the server replays what is missing in order.
+            this._subscribe(message.conversationId);
+            return;
+          }
+          state.lastSeq = message.seq;
+        }
+        this._emit("message", message);
+        break;
+      }
+      case "ack": {
+        const waiting = this.pending.get(frame.clientMsgId);
+        if (waiting) {
+          this.pending.delete(frame.clientMsgId);
+          waiting.resolve(frame);
+        }
+        this._emit("ack", frame);
+        break;
+      }
+      case "error": {
+        const waiting = frame.ref ? this.pending.get(frame.ref) : undefined;
+        if (waiting && frame.code !== "unavailable") {
+          this.pending.delete(frame.ref);
+          waiting.reject(Object.assign(new Error(frame.message), { code: frame.code }));
+        }
+        this._emit("error", frame);
+        break;
+      }
+      case "pong":
+        break;
+      default:
+        // read, typing, presence, notification, inbox, unsubscribed
+        this._emit(frame.type, frame);
+    }
+  }
+
+  async _pageGap(conversationId, upTo) {
+    const state = this.conversations.get(conversationId);
+    while (state && state.lastSeq < upTo) {
+      const page = await this.history(conversationId, { after: state.lastSeq, limit: 100 });
+      if (!page.items.length) break;
+      for (const message of page.items) {
+        if (message.seq === state.lastSeq + 1) {
+          state.lastSeq = message.seq;
+          this._emit("message", message);
+        }
+      }
+    }
+  }
+
+  async _rest(path, init = {}) {
+    const response = await fetch(this.baseUrl + path, {
+      ...init,
+      headers: { Authorization: `Bearer ${this.token}`, "Content-Type": "application/json", ...(init.headers || {}) },
+    });
+    const body = await response.json();
+    if (!response.ok) throw Object.assign(new Error(body.error?.message || response.statusText), body.error || {});
+    return body;
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  _setState(state) {
+    this.state = state;
+    this._emit("state", { state });
+  }
+}
+
+function randomId() {
+  if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
+  return Date.now().toString(36) + Math.random().toString(36).slice(2);
+}
