@@ -12,9 +12,9 @@ from typing import Any, Literal
 import httpx
 import msgspec
 
-from benchmarks.servers import LOADGEN_CPU, SERVER_CPU, free_port, pinned, serve
+from benchmarks.servers import LOADGEN_CPU, REPO, SERVER_CPU, free_port, pinned, serve
 from benchmarks.spec import FanoutResult, IdleResult, Ladder, LoadSpec
-from benchmarks.targets import BENCH_DIR, REPO, Target
+from benchmarks.targets import BENCH_DIR, Target
 
 RAW_DIR = BENCH_DIR / "results" / "raw"
 LOADGEN_ARGV = [sys.executable, "-m", "benchmarks.loadgen"]
@@ -36,8 +36,9 @@ def run_loadgen(spec: LoadSpec) -> FanoutResult | IdleResult:
         check=True,
         timeout=loadgen_bound_s(spec),
     )
-    kind = FanoutResult if spec.mode == "fanout" else IdleResult
-    return msgspec.json.decode(done.stdout, type=kind)
+    if spec.mode == "fanout":
+        return msgspec.json.decode(done.stdout, type=FanoutResult)
+    return msgspec.json.decode(done.stdout, type=IdleResult)
 
 
 def measure(
@@ -64,7 +65,7 @@ def measure(
     try:
         with (
             tempfile.TemporaryDirectory(prefix="pitchey-bench-") as workdir,
-            serve(target.argv(port), target.env(Path(workdir)), target.cwd, port, log) as running,
+            serve(target.argv(port), target.env(Path(workdir)), port, log) as running,
         ):
             audience = target.prepare(running, subscribers, min(ROOM_SIZE, subscribers))
             spec = LoadSpec(

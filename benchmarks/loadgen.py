@@ -53,7 +53,7 @@ class Run:
         self.error_sample: str | None = None
 
 
-class Client(WSListener):  # type: ignore[misc]
+class Client(WSListener):
     def __init__(self, run: Run, room: Room, counted: bool) -> None:
         self.run = run
         self.room = room
@@ -107,12 +107,18 @@ def raise_fd_limit() -> None:
 
 def server_rss_kb(pid: int) -> int:
     proc = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) // 1024
+    return int(sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])) // 1024
 
 
 def server_cpu_s(pid: int) -> float:
     proc = psutil.Process(pid)
     return sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)])
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, all processes)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
 async def wait_until(cond: Callable[[], bool], deadline_s: float) -> bool:
@@ -134,10 +140,11 @@ async def open_clients(
     async def one(i: int) -> tuple[WSTransport, Client] | None:
         url = f"ws://127.0.0.1:{spec.port}" + run.dialect.path(tokens[i] if tokens else None)
         room = spec.rooms[i // spec.room_size]
+        client = Client(run, room, counted=True)
         async with sem:
             try:
-                transport, client = await ws_connect(
-                    lambda: Client(run, room, counted=True),
+                transport, _ = await ws_connect(
+                    lambda: client,
                     url,
                     websocket_handshake_timeout=30,
                     read_buffer_init_size=4096,
@@ -181,7 +188,7 @@ async def run_step(
     run.errors = 0
     run.latencies_ns = []
     run.marker = payload.step_marker(step)
-    cpu0, own0 = server_cpu_s(spec.server_pid), time.process_time()
+    cpu0, own0, all0 = server_cpu_s(spec.server_pid), time.process_time(), machine_busy_s()
     t0 = time.monotonic_ns() + 1_000_000
     for i in range(total):
         due = t0 + i * interval_ns
@@ -194,7 +201,7 @@ async def run_step(
     expected = total * n
     await wait_until(lambda: run.delivered >= expected, ladder.drain_seconds)
     wall_s = (time.monotonic_ns() - t0) / 1e9
-    cpu1, own1 = server_cpu_s(spec.server_pid), time.process_time()
+    cpu1, own1, all1 = server_cpu_s(spec.server_pid), time.process_time(), machine_busy_s()
     run.marker = b"\x00"
     lat = np.array(run.latencies_ns, dtype=np.int64) / 1e6
     p50, p99, top = (
@@ -220,6 +227,7 @@ async def run_step(
         ),
         loadgen_cpu_share=round((own1 - own0) / wall_s, 3),
         error_frames=run.errors,
+        other_cpu_share=round(max(0.0, (all1 - all0) - (cpu1 - cpu0) - (own1 - own0)) / wall_s, 3),
         passed=lost == 0 and p99 is not None and p99 < P99_LIMIT_MS,
     )
 
@@ -286,13 +294,21 @@ def _describe(step: Step) -> str:
     return (
         f"  offered {step.offered_per_s:>7}/s delivered {step.delivered_per_s:>9.0f}/s "
         f"lost {step.lost:>6} errors {step.error_frames} p50 {step.p50_ms} p99 {step.p99_ms} ms "
-        f"loadgen cpu {step.loadgen_cpu_share:.2f} {verdict}"
+        f"loadgen cpu {step.loadgen_cpu_share:.2f} other cpu {step.other_cpu_share:.2f} {verdict}"
     )
 
 
 async def idle(spec: LoadSpec, run: Run) -> IdleResult:
     before = server_rss_kb(spec.server_pid)
+    cpu0, own0, all0, t0 = (
+        server_cpu_s(spec.server_pid),
+        time.process_time(),
+        machine_busy_s(),
+        time.monotonic(),
+    )
     opened, connect = await open_clients(spec, run)
+    cpu1, own1, all1 = server_cpu_s(spec.server_pid), time.process_time(), machine_busy_s()
+    other = max(0.0, (all1 - all0) - (cpu1 - cpu0) - (own1 - own0)) / (time.monotonic() - t0)
     await asyncio.sleep(spec.settle_seconds)
     after = server_rss_kb(spec.server_pid)
     for transport, _ in opened:
@@ -302,6 +318,7 @@ async def idle(spec: LoadSpec, run: Run) -> IdleResult:
         rss_before_kb=before,
         rss_after_kb=after,
         rss_per_connection_kb=round((after - before) / max(connect.connected, 1), 2),
+        other_cpu_share=round(other, 3),
     )
 
 

@@ -11,7 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks.targets import NODE_PEER, REPO
+from benchmarks.servers import REPO
+from benchmarks.targets import NODE_PEER
 
 PACKAGES = [
     "uvicorn", "starlette", "websockets", "uvloop", "httptools", "msgspec",

@@ -37,8 +37,8 @@ def _status(entry: dict[str, Any], cell: str) -> str:
 def fanout_rows(doc: dict[str, Any]) -> list[str]:
     rows = [
         "| server | subscribers | clean delivered msgs/s | p50 / p99 ms at that rate "
-        "| server CPU µs/frame | loadgen CPU share | first failing step |",
-        "|---|---|---|---|---|---|---|",
+        "| server CPU µs/frame | loadgen CPU share | other CPU share | first failing step |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for e in doc["entries"]:
         result = e.get("result") or {}
@@ -54,7 +54,8 @@ def fanout_rows(doc: dict[str, Any]) -> list[str]:
             f"{_num(result.get('best_clean_per_s'))} | "
             f"{_num(best.get('p50_ms'), 1)} / {_num(best.get('p99_ms'), 1)} | "
             f"{_num(best.get('server_cpu_us_per_frame'), 1)} | "
-            f"{_num(best.get('loadgen_cpu_share'), 2)} | {first_fail}"
+            f"{_num(best.get('loadgen_cpu_share'), 2)} | "
+            f"{_num(best.get('other_cpu_share'), 2)} | {first_fail}"
         )
         rows.append(f"| {e['label']} | {e['subscribers']:,} | {_status(e, cells)} |")
     return rows
@@ -63,8 +64,8 @@ def fanout_rows(doc: dict[str, Any]) -> list[str]:
 def idle_rows(doc: dict[str, Any]) -> list[str]:
     rows = [
         "| server | connections | server RSS KB / connection | RSS before → after MB "
-        "| connect+join /s | failed |",
-        "|---|---|---|---|---|---|",
+        "| connect+join /s | failed | other CPU share |",
+        "|---|---|---|---|---|---|---|",
     ]
     for e in doc["entries"]:
         r = e.get("result") or {}
@@ -73,7 +74,8 @@ def idle_rows(doc: dict[str, Any]) -> list[str]:
         cells = (
             f"{_num(r.get('rss_per_connection_kb'), 1)} | "
             f"{_num(before_mb, 1)} → {_num(after_mb, 1)} | "
-            f"{_num(conn.get('per_s'))} | {conn.get('failed', '–')}"
+            f"{_num(conn.get('per_s'))} | {conn.get('failed', '–')} | "
+            f"{_num(r.get('other_cpu_share'), 2)}"
         )
         rows.append(f"| {e['label']} | {e['subscribers']:,} | {_status(e, cells)} |")
     return rows

@@ -18,6 +18,7 @@ from pathlib import Path
 
 SERVER_CPU = "0"  # the server owns core 0, the load generator core 1
 LOADGEN_CPU = "1"
+REPO = Path(__file__).resolve().parent.parent
 READY_DEADLINE_S = 30.0  # a cold Python server imports in ~1-2 s; Node in well under one
 STOP_GRACE_S = 5.0
 
@@ -26,7 +27,6 @@ STOP_GRACE_S = 5.0
 class Running:
     pid: int
     port: int
-    log: Path
 
 
 def free_port() -> int:
@@ -72,14 +72,13 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serve(
-    argv: list[str], env: dict[str, str], cwd: Path, port: int, log: Path
-) -> Iterator[Running]:
+def serve(argv: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[Running]:
+    """Run argv pinned to SERVER_CPU from the repository root until the block ends."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             pinned(SERVER_CPU, argv),
-            cwd=cwd,
+            cwd=REPO,
             env={**os.environ, **env},
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -87,6 +86,6 @@ def serve(
         )
         try:
             wait_ready(proc, port, log)
-            yield Running(pid=proc.pid, port=port, log=log)
+            yield Running(pid=proc.pid, port=port)
         finally:
             stop(proc)

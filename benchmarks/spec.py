@@ -50,6 +50,9 @@ class Step(msgspec.Struct, frozen=True):
     server_cpu_us_per_frame: float | None
     loadgen_cpu_share: float  # CPU seconds used by the load generator / wall seconds
     error_frames: int  # error frames the server sent during the step (ours only)
+    # CPU seconds of every *other* process on the machine / wall seconds: above ~0.1 the step
+    # shared its cores with something else and its figures are disturbed.
+    other_cpu_share: float
     passed: bool
 
 
@@ -73,3 +76,4 @@ class IdleResult(msgspec.Struct, frozen=True):
     rss_before_kb: int
     rss_after_kb: int
     rss_per_connection_kb: float
+    other_cpu_share: float  # as in Step, while connecting

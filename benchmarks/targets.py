@@ -15,10 +15,10 @@ import httpx
 import jwt
 
 from benchmarks.dialects import Room
-from benchmarks.servers import Running
+from benchmarks.servers import REPO, Running
 
 BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
+
 NODE_PEER = BENCH_DIR / "peers" / "socketio_node"
 TOKEN_TTL_S = 3600
 JWT_SECRET = secrets.token_hex(32)  # one per harness run; tokens are minted with it below
@@ -41,7 +41,6 @@ class Target:
     dialect: str
     argv: Callable[[int], list[str]]
     env: Callable[[Path], dict[str, str]] = lambda workdir: {}  # workdir: fresh per measurement
-    cwd: Path = REPO
 
     def available(self) -> str | None:
         """None when the target can run, else why not."""

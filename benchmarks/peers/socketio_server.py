@@ -19,15 +19,17 @@ from starlette.routing import Route
 sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=[], logger=False)
 
 
-@sio.on("join")
 async def join(sid: str, room: str) -> None:
     await sio.enter_room(sid, room)
     await sio.emit("joined", room, to=sid)
 
 
-@sio.on("publish")
 async def publish(sid: str, data: dict[str, Any]) -> None:
     await sio.emit("message", data, room=data["room"])
+
+
+sio.on("join", join)
+sio.on("publish", publish)
 
 
 async def healthz(request: Any) -> PlainTextResponse:
