@@ -60,9 +60,9 @@ class Browser:
         raise RuntimeError("chromium did not open its DevTools port")
 
     async def page(self) -> Page:
+        """A new tab of its own (each page has its own script state and WebSocket)."""
         async with httpx.AsyncClient() as http:
-            targets = (await http.get(f"http://127.0.0.1:{self.port}/json/list")).json()
-        target = next(t for t in targets if t["type"] == "page")
+            target = (await http.put(f"http://127.0.0.1:{self.port}/json/new?about:blank")).json()
         return Page(await connect(target["webSocketDebuggerUrl"], max_size=None))
 
     def close(self) -> None:

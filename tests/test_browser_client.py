@@ -1,0 +1,74 @@
+"""The shipped browser client (/static/pitchey-comms.js) on the demo page, in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.chromium import Browser, Page, chromium_path
+from tests.servers import ROOT, ServerProcess, conversation, uid
+
+OUTPUT = ROOT / "test-output"
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    executable = chromium_path()
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is required in CI (.ci/run installs Debian's chromium)")
+        pytest.skip("chromium is not installed: apt-get install chromium")
+    instance = Browser(executable)
+    yield instance
+    instance.close()
+
+
+async def open_demo(browser: Browser, server: ServerProcess, user: str, conv: str) -> Page:
+    page = await browser.page()
+    query = urlencode({"token": server.token(user), "conversation": conv})
+    await page.goto(f"{server.url}/demo?{query}")
+    await page.wait_for(
+        "window.pitchey && window.pitchey.client && window.pitchey.client.state === 'open'"
+    )
+    await page.wait_for(
+        f"window.pitchey.client.conversations.get({json.dumps(conv)})?.subscribed === true"
+    )
+    return page
+
+
+def texts() -> str:
+    return "[...document.querySelectorAll('#messages li')].map(li => li.textContent)"
+
+
+async def test_two_pages_chat_and_an_offline_page_misses_nothing(
+    make_server: Callable[..., ServerProcess], browser: Browser
+) -> None:
+    server = make_server()
+    alice, bob = uid(), uid()
+    conv = await conversation(server, alice, bob)
+    a = await open_demo(browser, server, alice, conv)
+    b = await open_demo(browser, server, bob, conv)
+    # A page sends through the client; the other shows it.
+    await a.evaluate(f"window.pitchey.client.send({json.dumps(conv)}, 'hello from alice')")
+    await b.wait_for(f"{texts()}.includes('{alice}: hello from alice')")
+
+    # Bob goes offline (the connection drops and does not come back yet)...
+    await b.evaluate(
+        "window.pitchey.client.closedByUser = true; window.pitchey.client.socket.close()"
+    )
+    await b.wait_for("window.pitchey.client.socket === null")
+    for i in range(5):
+        await a.evaluate(f"window.pitchey.client.send({json.dumps(conv)}, 'while away {i}')")
+    await a.wait_for(f"{texts()}.length === 6")
+    # ...and comes back: the client resubscribes with `since` and gets everything, in order, once.
+    await b.evaluate("window.pitchey.client.closedByUser = false; window.pitchey.client._connect()")
+    await b.wait_for(f"{texts()}.length === 6")
+    shown = await b.evaluate(texts())
+    assert shown == [f"{alice}: hello from alice"] + [f"{alice}: while away {i}" for i in range(5)]
+    await b.screenshot(OUTPUT / "browser-client-recovered.png")
+    await a.close()
+    await b.close()
