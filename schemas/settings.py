@@ -67,6 +67,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     email_retry_cap: Seconds = 600.0
     email_claim_ttl: Seconds = 120.0
     email_send_concurrency: Positive = 10
+    # Circuit breaker on the primary provider: this many failures in a row send mail
+    # through the fallback for the cool-down, then one probe tries the primary again.
+    email_breaker_threshold: Positive = 5
+    email_breaker_cooldown: Seconds = 60.0
     email_rate_limit_per_minute: NonNegative = 100
     email_rate_limit_per_hour: NonNegative = 1000
     email_template_dir: str = ""
@@ -104,6 +108,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     email_attachments_bucket: str = "pitchey-email-attachments"
     attachment_max_bytes: Positive = 25 * 1024 * 1024
     attachment_allowed_types: tuple[str, ...] = ()
+    # Presigned links are bearer credentials: a download link lives a minute, an upload
+    # link long enough for a slow connection to send ATTACHMENT_MAX_BYTES.
+    attachment_url_ttl: Positive = 60
+    attachment_upload_url_ttl: Positive = 900
+    # Uploads no message took are removed after a day (the seed's rule); checked hourly.
+    attachment_unattached_ttl: Seconds = 86400.0
+    attachment_sweep_interval: Seconds = 3600.0
 
     @property
     def is_sqlite(self) -> bool:

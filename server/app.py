@@ -16,7 +16,7 @@ from schemas.settings import Settings
 from server import logs
 from server.errors import http_error, service_error, unexpected_error
 from server.lifespan import lifespan_for
-from server.routes import health, messages, pages
+from server.routes import attachments, email, health, messages, pages
 from server.settings import load_settings
 from server.ws import websocket_endpoint
 
@@ -36,7 +36,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         *health.routes,
         *pages.routes,
+        # Before the messages routes: `/api/messages/{conversation_id}` would take "attachments".
+        *attachments.routes,
         *messages.routes,
+        *email.routes,
         WebSocketRoute("/ws", websocket_endpoint),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]

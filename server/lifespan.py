@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from delivery.pipeline import build_email
+from rooms.attachments import start_attachments
 from rooms.broker import Broker, MemoryBroker
 from rooms.cache import Cache, MemoryCache
 from rooms.presence import MemoryPresence, PresenceTracker
@@ -104,6 +106,10 @@ async def build(settings: Settings) -> Services:
         users=UserHub(broker),
         messaging=messaging,
     )
+    # Email: the request side and its worker; shutdown stops the worker first.
+    services.extras["email"], services.extras["email_worker"] = build_email(settings, db, limiter)
+    # Attachments: both buckets on the configured backend, and the unattached-upload sweeper.
+    services.extras["attachments"] = await start_attachments(settings, db, messaging)
     if settings.ws_idle_timeout > 0:
         services.background.append(asyncio.create_task(_close_idle(services), name="idle-sweeper"))
     return services

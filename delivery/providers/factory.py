@@ -18,13 +18,21 @@ def build_providers(
     aws_region: str = "us-east-1",
     ses_endpoint_url: str | None = None,
     ses_configuration_set: str | None = None,
+    sendgrid_timeout: float | None = None,
 ) -> tuple[EmailProvider, EmailProvider | None]:
     """(primary, fallback): SendGrid first when configured, SES next, dev when neither."""
     providers: list[EmailProvider] = []
     if sendgrid_api_key:
-        from delivery.providers.sendgrid import SendGridProvider
+        import httpx
 
-        providers.append(SendGridProvider(sendgrid_api_key, api_url=sendgrid_api_url))
+        from delivery.providers.sendgrid import DEFAULT_TIMEOUT, SendGridProvider
+
+        timeout = DEFAULT_TIMEOUT
+        if sendgrid_timeout is not None:
+            timeout = httpx.Timeout(sendgrid_timeout, connect=min(5.0, sendgrid_timeout))
+        providers.append(
+            SendGridProvider(sendgrid_api_key, api_url=sendgrid_api_url, timeout=timeout)
+        )
     if aws_access_key_id and aws_secret_access_key:
         from delivery.providers.ses import SesProvider
 

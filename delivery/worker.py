@@ -1,0 +1,316 @@
+"""The email worker: claim due emails in batches, send them, record what happened.
+
+One loop claims a batch (``EMAIL_BATCH_SIZE``, or whatever is due once
+``EMAIL_BATCH_TIMEOUT`` passes, or at once when this process enqueued a full
+batch), each email is sent in its own task under a semaphore
+(``EMAIL_SEND_CONCURRENCY``), and outcomes are written back in group commits.
+Each email's failure is caught on its own: one bad email never fails its batch.
+
+Delivery is at least once. An email is sent twice only if the process dies
+between the provider's 202 and the outcome's commit (its lease then expires and
+the history says ``lease_expired``), or after an ambiguous timeout, which is
+retried on the same provider and recorded as ``ambiguous_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+
+import msgspec
+
+from delivery.email import without_suppressed
+from delivery.failover import ProviderRouter
+from delivery.providers.base import EmailProvider, ErrorKind, OutgoingEmail, ProviderError
+from delivery.webhooks import DeliveryStatus
+from rooms.ratelimit import RateLimiter
+from storage.email import Claimed, EmailStore, Outcome
+from storage.messages import now_ms
+
+log = logging.getLogger("pitchey.email.worker")
+S = DeliveryStatus
+_decoder = msgspec.json.Decoder(OutgoingEmail)
+# A graceful stop waits this long for sends in flight, then releases their claims.
+STOP_TIMEOUT = 10.0
+# A database error in the claim loop is retried after this pause rather than spinning.
+ERROR_PAUSE = 1.0
+# Idempotency keys must answer for at least 24 h; they are purged a little later.
+IDEMPOTENCY_KEEP_MS = 25 * 3600 * 1000
+PURGE_EVERY = 3600.0
+# Errors on the same provider are kept sticky: retrying elsewhere would risk a duplicate
+# (ambiguous) or ignore what the provider told us (rate limited), or is the switch (auth).
+_STICKY = frozenset({ErrorKind.AMBIGUOUS, ErrorKind.RATE_LIMITED, ErrorKind.AUTH})
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class EmailWorker:
+    def __init__(
+        self,
+        *,
+        store: EmailStore,
+        router: ProviderRouter,
+        limiter: RateLimiter,
+        batch_size: int,
+        batch_timeout: float,
+        concurrency: int,
+        claim_ttl: float,
+        per_minute: int = 0,
+        per_hour: int = 0,
+        ses_sender: tuple[str, str | None] | None = None,
+    ) -> None:
+        self.id = worker_id()
+        self.store = store
+        self.router = router
+        self.limiter = limiter
+        self.batch_size = batch_size
+        self.batch_timeout = batch_timeout
+        self.claim_ttl = claim_ttl
+        self.per_minute = per_minute
+        self.per_hour = per_hour
+        self.ses_sender = ses_sender
+        # Claimed but unfinished emails are bounded, so leases do not expire while waiting.
+        self.capacity = max(batch_size, concurrency)
+        self._providers = {p.name: p for p in (router.primary, router.fallback) if p is not None}
+        self._send_slots = asyncio.Semaphore(concurrency)
+        self._pending = 0
+        self._wake = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._outcomes: list[Outcome] = []
+        self._flush = asyncio.Event()
+        self._paced_until = 0.0
+        self._purged_at = 0.0
+        self._loop: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop = asyncio.create_task(self._run(), name="email-worker")
+        self._flusher = asyncio.create_task(self._flush_loop(), name="email-outcomes")
+
+    def notify(self, count: int) -> None:
+        """Emails were enqueued in this process: wake up once a full batch waits."""
+        self._pending += count
+        if self._pending >= self.batch_size:
+            self._wake.set()
+
+    async def stop(self) -> None:
+        # 1. Stop claiming.
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+        # 2. Let sends in flight finish, for a bounded time.
+        tasks = list(self._inflight.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+        # 3. Cancel the rest and give their claims back: they are sent after a restart.
+        for email_id, task in list(self._inflight.items()):
+            task.cancel()
+            self._outcomes.append(
+                _release(email_id, "released", 0, "stopped while sending; it may have been sent")
+            )
+        # 4. Write every outcome, then stop the writer and close provider clients.
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self._write_outcomes()
+        for provider in self._providers.values():
+            with contextlib.suppress(Exception):
+                await provider.aclose()
+
+    # ---- claiming ------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            room = self.capacity - len(self._inflight)
+            if room <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            pause = self._paced_until - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            # After a rate-limit denial claim one at a time, not a batch to put back.
+            want = 1 if self._paced_until else min(self.batch_size, room)
+            try:
+                self._pending = 0
+                batch = await self.store.claim(self.id, want, self.claim_ttl)
+                await self._dispatch(batch)
+            except Exception:
+                log.exception("claiming emails failed")
+                await asyncio.sleep(ERROR_PAUSE)
+                continue
+            if len(batch) == want and not self._paced_until:
+                continue  # a full batch: more may be waiting
+            if batch and self._paced_until:
+                continue
+            await self._idle()
+
+    async def _idle(self) -> None:
+        """Wait for a full batch from this process, the batch timeout, or the next retry."""
+        timeout = self.batch_timeout
+        with contextlib.suppress(Exception):
+            due = await self.store.next_due(after=now_ms())
+            if due is not None:
+                timeout = min(timeout, max(0.0, (due - now_ms()) / 1000))
+            await self._purge()
+        self._wake.clear()
+        if self._pending >= self.batch_size:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _purge(self) -> None:
+        if time.monotonic() - self._purged_at >= PURGE_EVERY:
+            self._purged_at = time.monotonic()
+            await self.store.purge_idempotency(now_ms() - IDEMPOTENCY_KEEP_MS)
+
+    async def _dispatch(self, batch: Sequence[Claimed]) -> None:
+        for index, claimed in enumerate(batch):
+            wait = await self._permit()
+            if wait > 0:
+                # Over the send rate: the rest wait in the queue, never dropped.
+                self._paced_until = time.monotonic() + wait
+                later = now_ms() + int(wait * 1000)
+                self._outcomes.extend(_release(c.id, "rate_limited", later) for c in batch[index:])
+                self._flush.set()
+                log.info("email rate limit reached; next send in %.1fs", wait)
+                return
+            self._paced_until = 0.0
+            task = asyncio.create_task(self._send_one(claimed), name=f"email-{claimed.id}")
+            self._inflight[claimed.id] = task
+
+    async def _permit(self) -> float:
+        """0 if one more email may be sent now, else seconds to wait (limits shared via the
+        service's rate limiter, so across processes with Redis)."""
+        if self.per_minute:
+            wait = await self.limiter.hit("email:send:minute", self.per_minute, 60.0)
+            if wait > 0:
+                return wait
+        if self.per_hour:
+            return await self.limiter.hit("email:send:hour", self.per_hour, 3600.0)
+        return 0.0
+
+    # ---- sending -------------------------------------------------------------------
+
+    async def _send_one(self, claimed: Claimed) -> None:
+        try:
+            async with self._send_slots:
+                try:
+                    outcome = await self._attempt(claimed)
+                except Exception as exc:
+                    log.exception("email %s: unexpected error", claimed.id)
+                    delay = self.router.next_delay(claimed.attempts)
+                    outcome = Outcome(
+                        id=claimed.id,
+                        status=S.QUEUED,
+                        event="retry",
+                        detail=f"internal error: {exc!r}",
+                        next_attempt_at=now_ms() + int(delay * 1000),
+                    )
+            self._outcomes.append(outcome)
+            self._flush.set()
+        finally:
+            self._inflight.pop(claimed.id, None)
+            self._slot_free.set()
+
+    async def _attempt(self, claimed: Claimed) -> Outcome:
+        email = _decoder.decode(claimed.payload)
+        addresses = [a.email for a in (*email.to, *email.cc, *email.bcc)]
+        email, note = without_suppressed(email, await self.store.suppressed(addresses))
+        if not email.to:
+            return Outcome(id=claimed.id, status=S.SUPPRESSED, event="suppressed", detail=note)
+        provider = self._providers.get(claimed.retry_provider or "") or self.router.choose()
+        try:
+            result = await provider.send(self._for_provider(email, provider))
+        except ProviderError as error:
+            return self._after_failure(claimed, provider, error)
+        self.router.on_success(provider)
+        return Outcome(
+            id=claimed.id,
+            status=S.SENT,
+            event="sent",
+            detail=f"accepted by {provider.name}" + (f"; {note}" if note else ""),
+            provider=provider.name,
+            provider_message_id=result.provider_message_id,
+        )
+
+    def _for_provider(self, email: OutgoingEmail, provider: EmailProvider) -> OutgoingEmail:
+        if provider.name == "ses" and self.ses_sender is not None:
+            sender, name = self.ses_sender
+            return msgspec.structs.replace(email, from_email=sender, from_name=name)
+        return email
+
+    def _after_failure(
+        self, claimed: Claimed, provider: EmailProvider, error: ProviderError
+    ) -> Outcome:
+        decision = self.router.on_failure(provider, error, claimed.attempts)
+        if error.kind is ErrorKind.AUTH:
+            log.error("email provider %s refused our credentials: %s", provider.name, error)
+        if decision.provider is None:
+            return Outcome(
+                id=claimed.id,
+                status=S.FAILED,
+                event="failed",
+                detail=decision.reason,
+                provider=provider.name,
+            )
+        event = "ambiguous_timeout" if error.kind is ErrorKind.AMBIGUOUS else "retry"
+        detail = f"{provider.name} {error.kind}: {error.message}; retry on {decision.provider.name}"
+        if error.kind is ErrorKind.AMBIGUOUS:
+            detail += " (it may have been sent: a duplicate is possible)"
+        return Outcome(
+            id=claimed.id,
+            status=S.QUEUED,
+            event=event,
+            detail=f"{detail} in {decision.delay:.2f}s",
+            provider=provider.name,
+            next_attempt_at=now_ms() + int(decision.delay * 1000),
+            retry_provider=decision.provider.name if error.kind in _STICKY else None,
+        )
+
+    # ---- recording -----------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._flush.wait()
+            self._flush.clear()
+            await self._write_outcomes()
+
+    async def _write_outcomes(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        if not outcomes:
+            return
+        try:
+            await self.store.record(self.id, outcomes)
+        except Exception:
+            # Kept for the next flush; if the process dies first, the leases expire and the
+            # emails are retried (the crash window).
+            log.exception("recording %d email outcomes failed", len(outcomes))
+            self._outcomes[:0] = outcomes
+            await asyncio.sleep(ERROR_PAUSE)
+            self._flush.set()
+
+
+def _release(email_id: str, event: str, at: int, detail: str | None = None) -> Outcome:
+    """Back to the queue without counting an attempt."""
+    return Outcome(
+        id=email_id,
+        status=S.QUEUED,
+        event=event,
+        detail=detail,
+        next_attempt_at=at,
+        refund_attempt=True,
+    )

@@ -1,0 +1,154 @@
+"""/api/email: send, batch, status, suppressions, provider webhooks; /dev/emails."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from delivery.email import EmailService
+from delivery.providers.base import OutgoingEmail
+from delivery.webhooks import MalformedWebhook, WebhookError
+from rooms.errors import Forbidden, Invalid, NotFound, ServiceError
+from rooms.views import iso
+from schemas.email import DevEmail, SuppressionOut, SuppressionPage
+from server.auth import require_role
+from server.http import caller, ensure_accepting, int_param, json, services
+
+# A batch of 1000 templated emails, or one email with 20 MiB of attachments in base64.
+MAX_EMAIL_BODY_BYTES = 30 * 1024 * 1024
+# Provider webhooks post at most a few thousand small events at once.
+MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
+MAX_PAGE = 500
+_payload = msgspec.json.Decoder(OutgoingEmail)
+
+
+def _email(request: Request) -> EmailService:
+    service: EmailService = services(request).extras["email"]
+    return service
+
+
+async def _raw(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ServiceError("body is too large", code="payload_too_large")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise ServiceError("body is too large", code="payload_too_large")
+    if not raw:
+        raise Invalid("a JSON body is required")
+    return raw
+
+
+async def _service_caller(request: Request) -> str:
+    who = await caller(request)
+    # A user token must not turn the service into an open mail relay.
+    require_role(who, "service", "admin")
+    return who.user_id
+
+
+async def _accept(request: Request, batch: bool) -> Response:
+    who = await _service_caller(request)
+    ensure_accepting(services(request))
+    raw = await _raw(request, MAX_EMAIL_BODY_BYTES)
+    key = request.headers.get("idempotency-key")
+    service = _email(request)
+    reply = await (service.batch if batch else service.send)(who, raw, key)
+    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
+    return json(reply.body, status=reply.status, headers=headers)
+
+
+async def send(request: Request) -> Response:
+    return await _accept(request, batch=False)
+
+
+async def batch(request: Request) -> Response:
+    return await _accept(request, batch=True)
+
+
+async def status(request: Request) -> Response:
+    await _service_caller(request)
+    return json(await _email(request).status(request.path_params["email_id"]))
+
+
+async def list_suppressions(request: Request) -> Response:
+    await _service_caller(request)
+    limit = int_param(request, "limit", default=100, lo=1, hi=MAX_PAGE)
+    assert limit is not None
+    rows = await _email(request).store.suppressions(request.query_params.get("cursor"), limit)
+    items = [
+        SuppressionOut(
+            email=r.email, reason=r.reason, provider=r.provider, created_at=iso(r.created_at)
+        )
+        for r in rows
+    ]
+    cursor = rows[-1].email if len(rows) == limit else None
+    return json(SuppressionPage(items=items, next_cursor=cursor))
+
+
+async def delete_suppression(request: Request) -> Response:
+    await _service_caller(request)
+    if not await _email(request).store.unsuppress(request.path_params["address"]):
+        raise NotFound("that address is not suppressed")
+    return Response(status_code=204)
+
+
+async def sendgrid_webhook(request: Request) -> Response:
+    raw = await request.body()
+    if len(raw) > MAX_WEBHOOK_BYTES:
+        raise ServiceError("body is too large", code="payload_too_large")
+    try:
+        received, applied = await _email(request).webhooks.sendgrid(request.headers, raw)
+    except MalformedWebhook as exc:
+        raise Invalid(str(exc)) from None
+    except WebhookError as exc:
+        raise Forbidden(str(exc)) from None
+    return json({"received": received, "applied": applied})
+
+
+async def ses_webhook(request: Request) -> Response:
+    raw = await request.body()
+    if len(raw) > MAX_WEBHOOK_BYTES:
+        raise ServiceError("body is too large", code="payload_too_large")
+    try:
+        received, applied = await _email(request).webhooks.ses(raw)
+    except MalformedWebhook as exc:
+        raise Invalid(str(exc)) from None
+    except WebhookError as exc:
+        raise Forbidden(str(exc)) from None
+    return json({"received": received, "applied": applied})
+
+
+async def dev_emails(request: Request) -> Response:
+    if not services(request).settings.development:
+        raise NotFound("not found")
+    limit = int_param(request, "limit", default=50, lo=1, hi=MAX_PAGE)
+    assert limit is not None
+    rows = await _email(request).store.recent_by_provider("dev", limit)
+    items = []
+    for email_id, state, payload in rows:
+        email = _payload.decode(payload)
+        items.append(
+            DevEmail(
+                id=email_id,
+                status=state,
+                to=[a.email for a in email.to],
+                subject=email.subject,
+                html=email.html,
+                text=email.text,
+            )
+        )
+    return json({"items": items})
+
+
+routes = [
+    Route("/api/email/send", send, methods=["POST"]),
+    Route("/api/email/batch", batch, methods=["POST"]),
+    Route("/api/email/webhooks/sendgrid", sendgrid_webhook, methods=["POST"]),
+    Route("/api/email/webhooks/ses", ses_webhook, methods=["POST"]),
+    Route("/api/email/suppressions", list_suppressions, methods=["GET"]),
+    Route("/api/email/suppressions/{address}", delete_suppression, methods=["DELETE"]),
+    Route("/api/email/{email_id}/status", status, methods=["GET"]),
+    Route("/dev/emails", dev_emails, methods=["GET"]),
+]

@@ -1,0 +1,441 @@
+"""The email outbox: accepted emails, claims with leases, outcomes, events, suppressions.
+
+An email answered 202 is a row here first. Workers claim due rows for a lease
+(``claim``); a lease that expires makes the row claimable again, and its history
+then records that the email may already have gone out (the crash window).
+Statuses only move forward (``delivery.webhooks.may_advance``), except the
+worker's own ``sending -> queued`` when it schedules a retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from delivery.webhooks import DeliveryEvent, DeliveryStatus, may_advance
+from storage.db import Database, IntegrityError
+from storage.messages import now_ms
+
+S = DeliveryStatus
+# SQLite binds at most 999 parameters in older builds; chunks stay well below.
+_CHUNK = 400
+
+
+@dataclass(slots=True)
+class NewEmail:
+    id: str
+    payload: str
+    recipient: str
+    status: str = S.QUEUED
+    category: str | None = None
+    idempotency: str | None = None
+    event_detail: str | None = None
+
+
+@dataclass(slots=True)
+class StoredResponse:
+    body_hash: str
+    status: int
+    response: str
+
+
+@dataclass(slots=True)
+class IdempotencyRecord:
+    caller: str
+    key: str
+    body_hash: str
+    status: int
+    response: str
+
+
+@dataclass(slots=True)
+class Claimed:
+    id: str
+    payload: str
+    attempts: int
+    retry_provider: str | None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one attempt ended in; ``status`` is sent, queued (retry later), failed or suppressed."""
+
+    id: str
+    status: str
+    event: str
+    detail: str | None = None
+    provider: str | None = None
+    provider_message_id: str | None = None
+    next_attempt_at: int = 0
+    retry_provider: str | None = None
+    # A retry that never reached a provider (rate limit, shutdown) gives its attempt back.
+    refund_attempt: bool = False
+
+
+@dataclass(slots=True)
+class EmailEvent:
+    type: str
+    at: int
+    detail: str | None
+
+
+@dataclass(slots=True)
+class EmailRecord:
+    id: str
+    status: str
+    provider: str | None
+    provider_message_id: str | None
+    attempts: int
+    last_error: str | None
+    created_at: int
+    events: list[EmailEvent] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Suppression:
+    email: str
+    reason: str
+    provider: str | None
+    created_at: int
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _row(e: NewEmail, now: int) -> tuple[Any, ...]:
+    return (e.id, e.status, e.payload, e.recipient, e.category, now, e.idempotency, now, now)
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" for _ in range(count))
+
+
+class EmailStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # ---- accepting -------------------------------------------------------------
+
+    async def enqueue(
+        self, emails: Sequence[NewEmail], idempotency: IdempotencyRecord | None = None
+    ) -> StoredResponse | None:
+        """Store every email in one transaction. With an idempotency record, a key
+        already stored wins: its response comes back and nothing is inserted."""
+        try:
+            return await self._enqueue(emails, idempotency)
+        except IntegrityError:
+            if idempotency is None:
+                raise
+            # Another request stored the same key between our lookup and our insert.
+            found = await self.idempotent_response(idempotency.caller, idempotency.key)
+            if found is None:
+                raise
+            return found
+
+    async def _enqueue(
+        self, emails: Sequence[NewEmail], idem: IdempotencyRecord | None
+    ) -> StoredResponse | None:
+        now = now_ms()
+        async with self.db.transaction() as tx:
+            if idem is not None:
+                row = await tx.fetchrow(
+                    "SELECT body_hash, status, response FROM email_idempotency "
+                    "WHERE caller = ? AND idem_key = ?",
+                    idem.caller,
+                    idem.key,
+                )
+                if row is not None:
+                    return StoredResponse(row[0], int(row[1]), row[2])
+            if emails:
+                await tx.executemany(
+                    "INSERT INTO emails (id, status, payload, recipient, category, "
+                    "next_attempt_at, idempotency, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [_row(e, now) for e in emails],
+                )
+                await tx.executemany(
+                    "INSERT INTO email_events (email_id, type, at, detail) VALUES (?, ?, ?, ?)",
+                    [(e.id, e.status, now, e.event_detail) for e in emails],
+                )
+            if idem is not None:
+                await tx.execute(
+                    "INSERT INTO email_idempotency (caller, idem_key, body_hash, status, "
+                    "response, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    idem.caller,
+                    idem.key,
+                    idem.body_hash,
+                    idem.status,
+                    idem.response,
+                    now,
+                )
+        return None
+
+    async def idempotent_response(self, caller: str, key: str) -> StoredResponse | None:
+        row = await self.db.fetchrow(
+            "SELECT body_hash, status, response FROM email_idempotency "
+            "WHERE caller = ? AND idem_key = ?",
+            caller,
+            key,
+        )
+        return StoredResponse(row[0], int(row[1]), row[2]) if row else None
+
+    async def purge_idempotency(self, older_than_ms: int) -> int:
+        return await self.db.execute(
+            "DELETE FROM email_idempotency WHERE created_at < ?", older_than_ms
+        )
+
+    async def find_by_idempotency(self, idempotency: str) -> str | None:
+        row = await self.db.fetchrow("SELECT id FROM emails WHERE idempotency = ?", idempotency)
+        return row[0] if row else None
+
+    # ---- claiming --------------------------------------------------------------
+
+    async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[Claimed]:
+        """Claim up to ``limit`` due emails for ``lease_seconds``; attempts count at claim,
+        so an email that kills its worker every time still runs out of attempts."""
+        now = now_ms()
+        expires = now + int(lease_seconds * 1000)
+        async with self.db.transaction() as tx:
+            if self.db.dialect == "postgres":
+                rows = await tx.fetch(
+                    "WITH picked AS (SELECT id, status AS old_status, claimed_by AS old_claim "
+                    "FROM emails WHERE (status = 'queued' AND next_attempt_at <= ?) "
+                    "OR (status = 'sending' AND claim_expires_at <= ?) "
+                    "ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED) "
+                    "UPDATE emails e SET status = 'sending', claimed_by = ?, "
+                    "claim_expires_at = ?, attempts = e.attempts + 1, updated_at = ? "
+                    "FROM picked WHERE e.id = picked.id "
+                    "RETURNING e.id, e.payload, e.attempts, e.retry_provider, "
+                    "picked.old_status, picked.old_claim",
+                    now,
+                    now,
+                    limit,
+                    worker,
+                    expires,
+                    now,
+                )
+            else:
+                picked = await tx.fetch(
+                    "SELECT id, status, claimed_by FROM emails "
+                    "WHERE (status = 'queued' AND next_attempt_at <= ?) "
+                    "OR (status = 'sending' AND claim_expires_at <= ?) "
+                    "ORDER BY next_attempt_at LIMIT ?",
+                    now,
+                    now,
+                    limit,
+                )
+                if not picked:
+                    return []
+                old = {row[0]: (row[1], row[2]) for row in picked}
+                updated = await tx.fetch(
+                    "UPDATE emails SET status = 'sending', claimed_by = ?, "
+                    "claim_expires_at = ?, attempts = attempts + 1, updated_at = ? "
+                    f"WHERE id IN ({_marks(len(old))}) "
+                    "RETURNING id, payload, attempts, retry_provider",
+                    worker,
+                    expires,
+                    now,
+                    *old,
+                )
+                rows = [(*row, *old[row[0]]) for row in updated]
+            expired = [
+                (row[0], "lease_expired", now, f"claim by {row[5]} expired; it may have been sent")
+                for row in rows
+                if row[4] == S.SENDING
+            ]
+            if expired:
+                await tx.executemany(
+                    "INSERT INTO email_events (email_id, type, at, detail) VALUES (?, ?, ?, ?)",
+                    expired,
+                )
+        return [Claimed(row[0], row[1], int(row[2]), row[3]) for row in rows]
+
+    async def next_due(self, after: int) -> int | None:
+        """When the earliest queued email due later than ``after`` (a retry) becomes due."""
+        row = await self.db.fetchrow(
+            "SELECT MIN(next_attempt_at) FROM emails WHERE status = 'queued' "
+            "AND next_attempt_at > ?",
+            after,
+        )
+        return int(row[0]) if row and row[0] is not None else None
+
+    # ---- outcomes --------------------------------------------------------------
+
+    async def record(self, worker: str, outcomes: Sequence[Outcome]) -> None:
+        """Record many attempts in one transaction (group commit)."""
+        now = now_ms()
+        async with self.db.transaction() as tx:
+            for outcome in outcomes:
+                await self._record(tx, worker, outcome, now)
+            await tx.executemany(
+                "INSERT INTO email_events (email_id, type, at, detail) VALUES (?, ?, ?, ?)",
+                [(o.id, o.event, now, o.detail) for o in outcomes],
+            )
+
+    async def _record(self, tx: Any, worker: str, o: Outcome, now: int) -> None:
+        if o.status == S.SENT:
+            # A webhook may already have moved it further (delivered): keep that status.
+            await tx.execute(
+                "UPDATE emails SET status = CASE WHEN status IN ('queued', 'sending') "
+                "THEN 'sent' ELSE status END, provider = ?, provider_message_id = ?, "
+                "retry_provider = NULL, last_error = NULL, "
+                "claimed_by = CASE WHEN claimed_by = ? THEN NULL ELSE claimed_by END, "
+                "claim_expires_at = CASE WHEN claimed_by = ? THEN NULL ELSE claim_expires_at END, "
+                "updated_at = ? WHERE id = ?",
+                o.provider,
+                o.provider_message_id,
+                worker,
+                worker,
+                now,
+                o.id,
+            )
+            return
+        # Only our own live claim is rescheduled or ended: if a webhook already reported
+        # delivery (after an ambiguous timeout), the email is not sent again.
+        await tx.execute(
+            "UPDATE emails SET status = ?, last_error = COALESCE(?, last_error), "
+            "provider = COALESCE(?, provider), retry_provider = ?, next_attempt_at = ?, "
+            "attempts = attempts - ?, claimed_by = NULL, claim_expires_at = NULL, "
+            "updated_at = ? WHERE id = ? AND status = 'sending' AND claimed_by = ?",
+            o.status,
+            o.detail if o.status != S.QUEUED or not o.refund_attempt else None,
+            o.provider,
+            o.retry_provider,
+            o.next_attempt_at or now,
+            1 if o.refund_attempt else 0,
+            now,
+            o.id,
+            worker,
+        )
+
+    # ---- status and provider events --------------------------------------------
+
+    async def get(self, email_id: str) -> EmailRecord | None:
+        row = await self.db.fetchrow(
+            "SELECT id, status, provider, provider_message_id, attempts, last_error, created_at "
+            "FROM emails WHERE id = ?",
+            email_id,
+        )
+        if row is None:
+            return None
+        events = await self.db.fetch(
+            "SELECT type, at, detail FROM email_events WHERE email_id = ? ORDER BY seq",
+            email_id,
+        )
+        return EmailRecord(
+            id=row[0],
+            status=row[1],
+            provider=row[2],
+            provider_message_id=row[3],
+            attempts=int(row[4]),
+            last_error=row[5],
+            created_at=int(row[6]),
+            events=[EmailEvent(e[0], int(e[1]), e[2]) for e in events],
+        )
+
+    async def apply_event(self, event: DeliveryEvent) -> bool:
+        """Record a provider event once; move the status forward only; suppress if asked.
+
+        Returns False for a duplicate (or an email we do not know)."""
+        now = now_ms()
+        async with self.db.transaction() as tx:
+            if event.suppress:
+                await tx.execute(
+                    "INSERT INTO email_suppressions (email, reason, provider, created_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (email) DO NOTHING",
+                    event.recipient.lower(),
+                    (event.bounce_type and f"{event.kind}:{event.bounce_type}") or event.kind,
+                    event.provider,
+                    now,
+                )
+            row = await self._find_for_event(tx, event)
+            if row is None:
+                return False
+            email_id, current = row
+            inserted = await tx.execute(
+                "INSERT INTO email_events (email_id, type, at, detail, dedupe_key) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+                email_id,
+                event.status or event.kind,
+                int(event.occurred_at * 1000),
+                event.detail,
+                event.dedupe_key or None,
+            )
+            if not inserted:
+                return False
+            if event.status is not None and may_advance(S(current), event.status):
+                await tx.execute(
+                    "UPDATE emails SET status = ?, updated_at = ? WHERE id = ?",
+                    event.status,
+                    now,
+                    email_id,
+                )
+        return True
+
+    async def _find_for_event(self, tx: Any, event: DeliveryEvent) -> tuple[str, str] | None:
+        if event.email_id:
+            row = await tx.fetchrow("SELECT id, status FROM emails WHERE id = ?", event.email_id)
+            if row is not None:
+                return row[0], row[1]
+        if event.provider_message_id:
+            row = await tx.fetchrow(
+                "SELECT id, status FROM emails WHERE provider_message_id = ? AND provider = ?",
+                event.provider_message_id,
+                event.provider,
+            )
+            if row is not None:
+                return row[0], row[1]
+        return None
+
+    # ---- suppressions ----------------------------------------------------------
+
+    async def suppressed(self, addresses: Iterable[str]) -> set[str]:
+        wanted = sorted({a.lower() for a in addresses})
+        found: set[str] = set()
+        for chunk in _chunks(wanted):
+            rows = await self.db.fetch(
+                f"SELECT email FROM email_suppressions WHERE email IN ({_marks(len(chunk))})",
+                *chunk,
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    async def suppress(self, email: str, reason: str, provider: str | None = None) -> None:
+        await self.db.execute(
+            "INSERT INTO email_suppressions (email, reason, provider, created_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (email) DO NOTHING",
+            email.lower(),
+            reason,
+            provider,
+            now_ms(),
+        )
+
+    async def suppressions(self, after: str | None, limit: int) -> list[Suppression]:
+        rows = await self.db.fetch(
+            "SELECT email, reason, provider, created_at FROM email_suppressions "
+            "WHERE email > ? ORDER BY email LIMIT ?",
+            after or "",
+            limit,
+        )
+        return [Suppression(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+    async def unsuppress(self, email: str) -> bool:
+        removed = await self.db.execute(
+            "DELETE FROM email_suppressions WHERE email = ?", email.lower()
+        )
+        return removed > 0
+
+    # ---- development -----------------------------------------------------------
+
+    async def recent_by_provider(self, provider: str, limit: int) -> list[tuple[str, str, str]]:
+        """(id, status, payload) of the newest emails a provider took, newest first."""
+        rows = await self.db.fetch(
+            "SELECT id, status, payload FROM emails WHERE provider = ? "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            provider,
+            limit,
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
