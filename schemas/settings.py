@@ -97,6 +97,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     preferences_cache_ttl: Seconds = 900.0
     unread_email_delay: Seconds = 600.0
     digest_hour: Annotated[int, Meta(ge=0, le=23)] = 8
+    # The web app's address: links in notification emails point into it.
+    app_url: str = "https://pitchey.com"
 
     # Attachments.
     storage_backend: Literal["local", "s3"] = "local"

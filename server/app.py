@@ -16,7 +16,7 @@ from schemas.settings import Settings
 from server import logs
 from server.errors import http_error, service_error, unexpected_error
 from server.lifespan import lifespan_for
-from server.routes import attachments, email, health, messages, pages
+from server.routes import attachments, email, health, messages, notifications, pages
 from server.settings import load_settings
 from server.ws import websocket_endpoint
 
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Before the messages routes: `/api/messages/{conversation_id}` would take "attachments".
         *attachments.routes,
         *messages.routes,
+        *notifications.routes,
         *email.routes,
         WebSocketRoute("/ws", websocket_endpoint),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

@@ -16,6 +16,7 @@ from typing import Any
 
 from delivery.pipeline import build_email
 from rooms.attachments import start_attachments
+from delivery.notifications import Notifications
 from rooms.broker import Broker, MemoryBroker
 from rooms.cache import Cache, MemoryCache
 from rooms.presence import MemoryPresence, PresenceTracker
@@ -110,9 +111,26 @@ async def build(settings: Settings) -> Services:
     services.extras["email"], services.extras["email_worker"] = build_email(settings, db, limiter)
     # Attachments: both buckets on the configured backend, and the unattached-upload sweeper.
     services.extras["attachments"] = await start_attachments(settings, db, messaging)
+    # Notifications last: stopped first, before the email pipeline they feed.
+    services.extras["notifications"] = start_notifications(services)
     if settings.ws_idle_timeout > 0:
         services.background.append(asyncio.create_task(_close_idle(services), name="idle-sweeper"))
     return services
+
+
+def start_notifications(services: Services) -> Notifications:
+    notifications = Notifications(
+        settings=services.settings,
+        db=services.db,
+        messages=services.store,
+        cache=services.cache,
+        limiter=services.limiter,
+        presence=services.presence,
+        users=services.users,
+        extras=services.extras,
+    )
+    notifications.start()
+    return notifications
 
 
 async def _close_idle(services: Services) -> None:

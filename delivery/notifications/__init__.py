@@ -1,0 +1,91 @@
+"""Notifications: in-app inbox pushed in real time, preferences, workflows, emails, digests.
+
+`Notifications` wires the pieces; `server.lifespan` builds one per process and stops it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rooms.cache import Cache
+from rooms.presence import PresenceTracker
+from rooms.ratelimit import RateLimiter
+from rooms.users import UserHub
+from schemas.settings import Settings
+from storage.db import Database
+from storage.messages import MessageStore, now_ms
+from storage.notifications import NotificationStore
+from storage.users import UserStore
+
+from .preferences import PreferenceService
+from .scheduler import NotificationScheduler
+from .service import NotificationService, Outgoing
+from .worker import EmailQueue, NotificationWorker
+
+__all__ = ["Notifications", "Outgoing"]
+
+
+class Notifications:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        messages: MessageStore,
+        cache: Cache,
+        limiter: RateLimiter,
+        presence: PresenceTracker,
+        users: UserHub,
+        extras: dict[str, Any],
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = NotificationStore(db)
+        self.directory = UserStore(db)
+        self.app_url = settings.app_url.rstrip("/")
+        self.preferences = PreferenceService(
+            self.store, cache, settings.preferences_cache_ttl, clock
+        )
+
+        def email() -> EmailQueue | None:
+            found: EmailQueue | None = extras.get("email")
+            return found
+
+        self.worker = NotificationWorker(
+            store=self.store,
+            users=self.directory,
+            email=email,
+            batch_size=settings.notification_batch_size,
+            batch_timeout=settings.notification_batch_timeout,
+            clock=clock,
+        )
+        self.service = NotificationService(
+            store=self.store,
+            preferences=self.preferences,
+            users=users,
+            limiter=limiter,
+            rate_per_minute=settings.notification_rate_limit_per_minute,
+            clock=clock,
+            on_queued=self.worker.wake,
+        )
+        self.scheduler = NotificationScheduler(
+            store=self.store,
+            messages=messages,
+            users=self.directory,
+            preferences=self.preferences,
+            presence=presence,
+            unread_delay=settings.unread_email_delay,
+            digest_hour=settings.digest_hour,
+            app_url=self.app_url,
+            on_queued=self.worker.wake,
+            clock=clock,
+        )
+
+    def start(self) -> None:
+        self.worker.start()
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        # The scheduler first: it queues work for the worker, and releases its lease.
+        await self.scheduler.stop()
+        await self.worker.stop()

@@ -1,0 +1,246 @@
+"""Preferences: defaults per type, the pure email policy, and the cached per-user lookup.
+
+`plan_email` is a pure function of (preference, criticality, quiet hours, timezone,
+time): every cell of the type x channel x frequency x quiet-hours matrix is a call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from rooms.cache import Cache
+from rooms.errors import Invalid
+from schemas.notifications import (
+    Preferences,
+    PreferencesUpdate,
+    QuietHours,
+    TypePreference,
+)
+from storage.messages import now_ms
+from storage.notifications import NotificationStore, PreferenceRow
+
+UTC = ZoneInfo("UTC")
+
+# Business events a user must not miss: never digested, never held by quiet hours;
+# they stop only when the user switches them off explicitly.
+CRITICAL_TYPES = frozenset(
+    {
+        "nda_request",
+        "nda_approved",
+        "nda_rejected",
+        "investment_received",
+        "investment_confirmed",
+        "investment_status",
+    }
+)
+
+# (in-app, email, frequency) per known type; any other type gets DEFAULT.
+DEFAULT = (True, True, "instant")
+DEFAULTS: dict[str, tuple[bool, bool, str]] = {
+    **{name: (True, True, "instant") for name in CRITICAL_TYPES},
+    # Progress news: worth reading, not worth an email each time.
+    "production_update": (True, True, "daily"),
+    "marketplace_alert": (True, True, "daily"),
+    # Unread messages are an email about the inbox, never an inbox entry themselves.
+    "unread_messages": (False, True, "instant"),
+}
+
+
+def is_critical(kind: str, priority: str = "normal") -> bool:
+    return kind in CRITICAL_TYPES or priority == "critical"
+
+
+def default_preference(kind: str) -> TypePreference:
+    in_app, email, frequency = DEFAULTS.get(kind, DEFAULT)
+    return TypePreference(
+        in_app=in_app,
+        email=email,
+        frequency=frequency,  # type: ignore[arg-type]
+        critical=kind in CRITICAL_TYPES,
+    )
+
+
+def zone(name: str | None) -> ZoneInfo:
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def valid_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Invalid(f"timezone {name!r} is not an IANA timezone (e.g. Europe/Paris)") from None
+    return name
+
+
+# ---- the policy ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EmailPlan:
+    """What to do with a notification's email: `status` is recorded on the notification."""
+
+    send: bool
+    due_at: int  # epoch ms; later than now when quiet hours hold it back
+    status: str  # queued, delayed, digest_daily, digest_weekly, skipped_preference
+
+
+def _minutes(clock_time: str) -> int:
+    hours, minutes = clock_time.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def quiet_until(quiet: QuietHours | None, tz: ZoneInfo, now: int) -> int | None:
+    """The epoch ms at which the current quiet period ends, or None outside quiet hours."""
+    if quiet is None:
+        return None
+    start, end = _minutes(quiet.start), _minutes(quiet.end)
+    if start == end:
+        return None
+    local = datetime.fromtimestamp(now / 1000, tz)
+    minute = local.hour * 60 + local.minute
+    inside = start <= minute < end if start < end else minute >= start or minute < end
+    if not inside:
+        return None
+    day = local.date() if minute < end else local.date() + timedelta(days=1)
+    ends = datetime.combine(day, time(end // 60, end % 60), tzinfo=tz)
+    return int(ends.timestamp() * 1000)
+
+
+def plan_email(
+    preference: TypePreference,
+    critical: bool,
+    quiet: QuietHours | None,
+    tz: ZoneInfo,
+    now: int,
+) -> EmailPlan:
+    if not preference.email or preference.frequency == "off":
+        return EmailPlan(False, now, "skipped_preference")
+    if critical:
+        return EmailPlan(True, now, "queued")
+    if preference.frequency in ("daily", "weekly"):
+        return EmailPlan(False, now, f"digest_{preference.frequency}")
+    until = quiet_until(quiet, tz, now)
+    if until is not None:
+        return EmailPlan(True, until, "delayed")
+    return EmailPlan(True, now, "queued")
+
+
+# ---- per-user preferences, cached ------------------------------------------------
+
+
+class UserPreferences(msgspec.Struct):
+    """One user's stored choices; types without a stored row use their default."""
+
+    types: dict[str, TypePreference]
+    quiet_hours: QuietHours | None
+    timezone: str
+
+    def of(self, kind: str) -> TypePreference:
+        return self.types.get(kind) or default_preference(kind)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return zone(self.timezone)
+
+    def view(self) -> Preferences:
+        types = {kind: default_preference(kind) for kind in DEFAULTS}
+        types.update(self.types)
+        return Preferences(types=dict(sorted(types.items())), quiet_hours=self.quiet_hours, timezone=self.timezone)
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(UserPreferences)
+
+
+class PreferenceService:
+    def __init__(
+        self,
+        store: NotificationStore,
+        cache: Cache,
+        ttl: float,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = store
+        self.cache = cache
+        self.ttl = ttl
+        self.clock = clock
+
+    async def get(self, user_id: str) -> UserPreferences:
+        namespace = _namespace(user_id)
+        key = f"{namespace}:{await self.cache.version(namespace)}"
+        cached = await self.cache.get(key)
+        if cached is not None:
+            return _decoder.decode(cached)
+        rows, settings = await self.store.preferences(user_id)
+        quiet = None
+        if settings.quiet_start is not None and settings.quiet_end is not None:
+            quiet = QuietHours(
+                start=_clock_time(settings.quiet_start), end=_clock_time(settings.quiet_end)
+            )
+        prefs = UserPreferences(
+            types={
+                r.type: TypePreference(
+                    in_app=r.in_app,
+                    email=r.email,
+                    frequency=r.frequency,  # type: ignore[arg-type]
+                    critical=r.type in CRITICAL_TYPES,
+                )
+                for r in rows
+            },
+            quiet_hours=quiet,
+            timezone=settings.timezone or "UTC",
+        )
+        await self.cache.set(key, _encoder.encode(prefs), self.ttl)
+        return prefs
+
+    async def update(self, user_id: str, change: PreferencesUpdate) -> Preferences:
+        current = await self.get(user_id)
+        rows: list[PreferenceRow] = []
+        if not isinstance(change.types, msgspec.UnsetType):
+            for kind, patch in change.types.items():
+                base = current.of(kind)
+                rows.append(
+                    PreferenceRow(
+                        type=kind,
+                        in_app=base.in_app if patch.in_app is msgspec.UNSET else bool(patch.in_app),
+                        email=base.email if patch.email is msgspec.UNSET else bool(patch.email),
+                        frequency=(
+                            base.frequency
+                            if isinstance(patch.frequency, msgspec.UnsetType)
+                            else patch.frequency
+                        ),
+                    )
+                )
+        set_quiet = not isinstance(change.quiet_hours, msgspec.UnsetType)
+        quiet = None
+        if isinstance(change.quiet_hours, QuietHours):
+            quiet = (_minutes(change.quiet_hours.start), _minutes(change.quiet_hours.end))
+        set_tz = not isinstance(change.timezone, msgspec.UnsetType)
+        tz = change.timezone if isinstance(change.timezone, str) else None
+        if tz is not None:
+            valid_timezone(tz)
+        await self.store.save_preferences(user_id, rows, quiet, set_quiet, tz, set_tz, self.clock())
+        await self.invalidate(user_id)
+        return (await self.get(user_id)).view()
+
+    async def invalidate(self, user_id: str) -> None:
+        """Bumping the namespace version makes every process's cached copy unreachable."""
+        await self.cache.bump([_namespace(user_id)])
+
+
+def _namespace(user_id: str) -> str:
+    return f"prefs:{user_id}"
+
+
+def _clock_time(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"

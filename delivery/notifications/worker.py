@@ -1,0 +1,179 @@
+"""The notification email worker: claims due jobs in batches and hands them to the email queue.
+
+A batch runs once NOTIFICATION_BATCH_SIZE jobs are due or the oldest due job has waited
+NOTIFICATION_BATCH_TIMEOUT, whichever comes first (the seed's 10 or 30 s). Jobs are
+leased, so a crashed worker's batch is taken up by another after the lease; each job's
+failure is caught on its own and retried with backoff, so one bad address cannot stall
+or duplicate the others (the email's dedupe key makes a retried submit harmless).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from rooms.errors import Invalid
+from storage.messages import now_ms
+from storage.notifications import FOLD_CATEGORY, JobRow, NotificationStore
+from storage.users import UserStore
+
+log = logging.getLogger("pitchey.notifications.worker")
+
+# A claimed batch is somebody's for this long; a submit to the email queue is one insert.
+LEASE_MS = 60_000
+# Retries back off from 2 s to 10 min, then the job is marked failed.
+RETRY_BASE_MS = 2_000
+RETRY_CAP_MS = 600_000
+MAX_ATTEMPTS = 8
+# Folded summaries and digests list at most this many entries; the rest are counted.
+MAX_LISTED = 50
+
+
+class EmailQueue(Protocol):
+    async def submit_internal(
+        self,
+        *,
+        to: str,
+        template: str,
+        data: dict[str, Any],
+        category: str | None = None,
+        dedupe_key: str | None = None,
+    ) -> str: ...
+
+
+class EmailUnavailable(Exception):
+    """The email pipeline is not running in this process (yet)."""
+
+
+class NotificationWorker:
+    def __init__(
+        self,
+        *,
+        store: NotificationStore,
+        users: UserStore,
+        email: Callable[[], EmailQueue | None],
+        batch_size: int,
+        batch_timeout: float,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = store
+        self.users = users
+        self.email = email
+        self.batch_size = batch_size
+        self.batch_timeout_ms = int(batch_timeout * 1000)
+        self.clock = clock
+        self.holder = f"worker-{uuid.uuid4()}"
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="notification-worker")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                wait = await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("notification worker step failed")
+                wait = 1.0
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                self._wake.clear()
+
+    async def step(self) -> float:
+        """Run one batch if one is ready; return how long to wait before looking again."""
+        now = self.clock()
+        ready, earliest = await self.store.due(now)
+        oldest = now if earliest is None else earliest
+        if ready and (ready >= self.batch_size or now - oldest >= self.batch_timeout_ms):
+            claimed = await self.run_batch()
+            # Nothing claimed: another worker took them; look again after a timeout.
+            return 0.0 if claimed else self.batch_timeout_ms / 1000
+        if earliest is None:
+            return self.batch_timeout_ms / 1000
+        flush_at = earliest + self.batch_timeout_ms
+        return min(self.batch_timeout_ms, max(10, flush_at - now)) / 1000
+
+    async def run_batch(self) -> int:
+        now = self.clock()
+        jobs = await self.store.claim(self.holder, now, LEASE_MS, self.batch_size)
+        if not jobs:
+            return 0
+        profiles = await self.users.get_many([j.user_id for j in jobs])
+        results = await asyncio.gather(
+            *(self._deliver(job, profiles.get(job.user_id)) for job in jobs),
+            return_exceptions=True,
+        )
+        for job, result in zip(jobs, results, strict=True):
+            if isinstance(result, Invalid):
+                # A refused address or template: retrying cannot help.
+                ids = [job.notification_id] if job.notification_id else []
+                await self.store.finish_job(
+                    job.id, "failed", result.message, ids, "failed", self.clock()
+                )
+            elif isinstance(result, BaseException):
+                await self._retry(job, result)
+        return len(jobs)
+
+    async def _deliver(self, job: JobRow, profile: Any) -> None:
+        now = self.clock()
+        ids = [job.notification_id] if job.notification_id else []
+        data = dict(job.data)
+        if job.category == FOLD_CATEGORY:
+            folded = await self.store.take_folded(job.user_id, job.id)
+            if not folded:
+                await self.store.finish_job(job.id, "skipped", "nothing folded", [], "", now)
+                return
+            ids = [n.id for n in folded]
+            data["notifications"] = [
+                {"title": n.title, "body": n.message} for n in folded[:MAX_LISTED]
+            ]
+        email = profile.email if profile is not None else None
+        if not email:
+            # Recorded, not retried: the address may be set later, this email is not waited for.
+            await self.store.finish_job(
+                job.id, "skipped", "no email address", ids, "skipped_no_address", now
+            )
+            return
+        data["recipient_name"] = (profile.name if profile is not None else None) or "there"
+        queue = self.email()
+        if queue is None:
+            raise EmailUnavailable("services.extras['email'] is not available")
+        email_id = await queue.submit_internal(
+            to=email,
+            template=job.template,
+            data=data,
+            category=job.category,
+            dedupe_key=job.dedupe_key,
+        )
+        await self.store.finish_job(job.id, "sent", email_id, ids, "sent", self.clock())
+
+    async def _retry(self, job: JobRow, error: BaseException) -> None:
+        attempts = job.attempts + 1
+        now = self.clock()
+        ids = [job.notification_id] if job.notification_id else []
+        if attempts >= MAX_ATTEMPTS:
+            log.error("notification job %s failed for good: %r", job.id, error)
+            await self.store.finish_job(job.id, "failed", repr(error)[:500], ids, "failed", now)
+            return
+        delay = min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** (attempts - 1))
+        log.warning("notification job %s attempt %d failed: %r", job.id, attempts, error)
+        await self.store.retry_job(job.id, attempts, now + delay, repr(error), now)

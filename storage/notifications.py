@@ -1,0 +1,597 @@
+"""Notifications, preferences, the email job queue, unread-message marks, digests and leases."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from storage.db import Connection, Database, IntegrityError, Row
+
+# Email status of a notification (the `email_status` column).
+FOLDED = "folded"
+DIGEST_PREFIX = "digest_"
+FOLD_CATEGORY = "fold"
+
+_NOTIFICATION_COLUMNS = (
+    "id, user_id, type, title, message, data, priority, created_at, read_at, email_status, in_app"
+)
+_JOB_COLUMNS = "id, user_id, notification_id, template, data, category, dedupe_key, attempts"
+
+
+@dataclass(slots=True)
+class NotificationRow:
+    id: str
+    user_id: str
+    type: str
+    title: str
+    message: str
+    data: dict[str, Any] | None
+    priority: str
+    created_at: int
+    read_at: int | None = None
+    email_status: str = "none"
+    in_app: bool = True
+
+
+@dataclass(slots=True)
+class JobRow:
+    id: str
+    user_id: str
+    notification_id: str | None
+    template: str
+    data: dict[str, Any]
+    category: str
+    dedupe_key: str
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PreferenceRow:
+    type: str
+    in_app: bool
+    email: bool
+    frequency: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserSettingsRow:
+    quiet_start: int | None
+    quiet_end: int | None
+    timezone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadCandidate:
+    user_id: str
+    conversation_id: str
+    from_seq: int  # first seq not yet read nor emailed
+    last_seq: int
+
+
+def _notification(row: Row) -> NotificationRow:
+    return NotificationRow(
+        id=row[0],
+        user_id=row[1],
+        type=row[2],
+        title=row[3],
+        message=row[4],
+        data=json.loads(row[5]) if row[5] else None,
+        priority=row[6],
+        created_at=int(row[7]),
+        read_at=int(row[8]) if row[8] is not None else None,
+        email_status=row[9],
+        in_app=bool(row[10]),
+    )
+
+
+def _job(row: Row) -> JobRow:
+    return JobRow(
+        id=row[0],
+        user_id=row[1],
+        notification_id=row[2],
+        template=row[3],
+        data=json.loads(row[4]),
+        category=row[5],
+        dedupe_key=row[6],
+        attempts=int(row[7]),
+    )
+
+
+async def _insert_job(tx: Connection, job: JobRow, due_at: int, now: int) -> None:
+    await tx.execute(
+        "INSERT INTO notification_jobs (id, user_id, notification_id, template, data, category, "
+        "dedupe_key, status, due_at, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+        job.id,
+        job.user_id,
+        job.notification_id,
+        job.template,
+        json.dumps(job.data),
+        job.category,
+        job.dedupe_key,
+        due_at,
+        now,
+        now,
+    )
+
+
+class NotificationStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # ---- inbox -------------------------------------------------------------
+
+    async def insert(
+        self,
+        rows: Sequence[NotificationRow],
+        jobs: Sequence[tuple[JobRow, int]],
+        folds: Sequence[tuple[JobRow, int]],
+        now: int,
+    ) -> None:
+        """Store notifications and their email jobs in one transaction: accepted means stored.
+
+        `folds` are fold jobs, inserted only if the user has no pending one already.
+        """
+        async with self.db.transaction() as tx:
+            if rows:
+                await tx.executemany(
+                    f"INSERT INTO notifications ({_NOTIFICATION_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            r.id,
+                            r.user_id,
+                            r.type,
+                            r.title,
+                            r.message,
+                            json.dumps(r.data) if r.data is not None else None,
+                            r.priority,
+                            r.created_at,
+                            r.read_at,
+                            r.email_status,
+                            int(r.in_app),
+                        )
+                        for r in rows
+                    ],
+                )
+            for job, due_at in jobs:
+                await _insert_job(tx, job, due_at, now)
+            for job, due_at in folds:
+                pending = await tx.fetchrow(
+                    "SELECT id FROM notification_jobs WHERE user_id = ? AND category = ? "
+                    "AND status = 'pending'",
+                    job.user_id,
+                    FOLD_CATEGORY,
+                )
+                if pending is None:
+                    await _insert_job(tx, job, due_at, now)
+
+    async def unread_counts(self, user_ids: Sequence[str]) -> dict[str, int]:
+        counts = dict.fromkeys(user_ids, 0)
+        ids = sorted(set(user_ids))
+        for start in range(0, len(ids), 400):
+            chunk = ids[start : start + 400]
+            marks = ", ".join("?" for _ in chunk)
+            for user_id, count in await self.db.fetch(
+                "SELECT user_id, COUNT(*) FROM notifications "
+                f"WHERE user_id IN ({marks}) AND in_app = 1 AND read_at IS NULL GROUP BY user_id",
+                *chunk,
+            ):
+                counts[user_id] = int(count)
+        return counts
+
+    async def unread_count(self, user_id: str) -> int:
+        return (await self.unread_counts([user_id]))[user_id]
+
+    async def page(
+        self, user_id: str, unread_only: bool, before: tuple[int, str] | None, limit: int
+    ) -> list[NotificationRow]:
+        """Newest first; `before` is the (created_at, id) keyset cursor."""
+        clauses = ["user_id = ?", "in_app = 1"]
+        args: list[Any] = [user_id]
+        if unread_only:
+            clauses.append("read_at IS NULL")
+        if before is not None:
+            clauses.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            args += [before[0], before[0], before[1]]
+        rows = await self.db.fetch(
+            f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE {' AND '.join(clauses)} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            *args,
+            limit,
+        )
+        return [_notification(r) for r in rows]
+
+    async def get_many(self, ids: Sequence[str]) -> list[NotificationRow]:
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+        rows = await self.db.fetch(
+            f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE id IN ({marks}) "
+            "ORDER BY created_at, id",
+            *ids,
+        )
+        return [_notification(r) for r in rows]
+
+    async def mark_read(self, user_id: str, notification_id: str, now: int) -> bool | None:
+        """True if it became read, False if it already was, None if the user has no such one."""
+        changed = await self.db.execute(
+            "UPDATE notifications SET read_at = ? WHERE id = ? AND user_id = ? "
+            "AND in_app = 1 AND read_at IS NULL",
+            now,
+            notification_id,
+            user_id,
+        )
+        if changed:
+            return True
+        row = await self.db.fetchrow(
+            "SELECT 1 FROM notifications WHERE id = ? AND user_id = ? AND in_app = 1",
+            notification_id,
+            user_id,
+        )
+        return False if row else None
+
+    async def mark_all_read(self, user_id: str, now: int) -> int:
+        return await self.db.execute(
+            "UPDATE notifications SET read_at = ? WHERE user_id = ? AND in_app = 1 "
+            "AND read_at IS NULL",
+            now,
+            user_id,
+        )
+
+    async def set_email_status(self, ids: Sequence[str], status: str, email_id: str | None) -> None:
+        if ids:
+            await self.db.executemany(
+                "UPDATE notifications SET email_status = ?, email_id = ? WHERE id = ?",
+                [(status, email_id, i) for i in ids],
+            )
+
+    # ---- preferences -------------------------------------------------------
+
+    async def preferences(self, user_id: str) -> tuple[list[PreferenceRow], UserSettingsRow]:
+        rows = await self.db.fetch(
+            "SELECT type, in_app, email, frequency FROM notification_preferences "
+            "WHERE user_id = ? ORDER BY type",
+            user_id,
+        )
+        settings = await self.db.fetchrow(
+            "SELECT s.quiet_start, s.quiet_end, COALESCE(s.timezone, u.timezone) "
+            "FROM users u LEFT JOIN notification_settings s ON s.user_id = u.id WHERE u.id = ?",
+            user_id,
+        )
+        prefs = [PreferenceRow(r[0], bool(r[1]), bool(r[2]), r[3]) for r in rows]
+        if settings is None:
+            return prefs, UserSettingsRow(None, None, None)
+        return prefs, UserSettingsRow(settings[0], settings[1], settings[2])
+
+    async def save_preferences(
+        self,
+        user_id: str,
+        types: Sequence[PreferenceRow],
+        quiet: tuple[int, int] | None,
+        set_quiet: bool,
+        timezone: str | None,
+        set_timezone: bool,
+        now: int,
+    ) -> None:
+        async with self.db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO notification_preferences (user_id, type, in_app, email, frequency, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, type) DO UPDATE SET "
+                "in_app = excluded.in_app, email = excluded.email, "
+                "frequency = excluded.frequency, updated_at = excluded.updated_at",
+                [(user_id, p.type, int(p.in_app), int(p.email), p.frequency, now) for p in types],
+            )
+            if set_quiet or set_timezone:
+                await tx.execute(
+                    "INSERT INTO notification_settings (user_id, updated_at) VALUES (?, ?) "
+                    "ON CONFLICT (user_id) DO NOTHING",
+                    user_id,
+                    now,
+                )
+            if set_quiet:
+                await tx.execute(
+                    "UPDATE notification_settings SET quiet_start = ?, quiet_end = ?, "
+                    "updated_at = ? WHERE user_id = ?",
+                    quiet[0] if quiet else None,
+                    quiet[1] if quiet else None,
+                    now,
+                    user_id,
+                )
+            if set_timezone:
+                await tx.execute(
+                    "UPDATE notification_settings SET timezone = ?, updated_at = ? "
+                    "WHERE user_id = ?",
+                    timezone,
+                    now,
+                    user_id,
+                )
+
+    # ---- email jobs --------------------------------------------------------
+
+    async def due(self, now: int) -> tuple[int, int | None]:
+        """(jobs that may run now, earliest due_at of any pending job nobody has leased)."""
+        row = await self.db.fetchrow(
+            "SELECT COUNT(*) FROM notification_jobs WHERE status = 'pending' AND due_at <= ? "
+            "AND claimed_until < ?",
+            now,
+            now,
+        )
+        first = await self.db.fetchrow(
+            "SELECT MIN(due_at) FROM notification_jobs WHERE status = 'pending' "
+            "AND claimed_until < ?",
+            now,
+        )
+        earliest = int(first[0]) if first and first[0] is not None else None
+        return (int(row[0]) if row else 0), earliest
+
+    async def claim(self, holder: str, now: int, lease_ms: int, limit: int) -> list[JobRow]:
+        """Lease up to `limit` due jobs to `holder`; an expired lease can be claimed again."""
+        async with self.db.transaction() as tx:
+            ids = [
+                r[0]
+                for r in await tx.fetch(
+                    "SELECT id FROM notification_jobs WHERE status = 'pending' AND due_at <= ? "
+                    "AND claimed_until < ? ORDER BY due_at, id LIMIT ?",
+                    now,
+                    now,
+                    limit,
+                )
+            ]
+            if not ids:
+                return []
+            marks = ", ".join("?" for _ in ids)
+            await tx.execute(
+                "UPDATE notification_jobs SET claimed_by = ?, claimed_until = ?, updated_at = ? "
+                f"WHERE id IN ({marks}) AND status = 'pending' AND claimed_until < ?",
+                holder,
+                now + lease_ms,
+                now,
+                *ids,
+                now,
+            )
+            rows = await tx.fetch(
+                f"SELECT {_JOB_COLUMNS} FROM notification_jobs "
+                f"WHERE id IN ({marks}) AND claimed_by = ? AND status = 'pending'",
+                *ids,
+                holder,
+            )
+        return [_job(r) for r in rows]
+
+    async def finish_job(
+        self,
+        job_id: str,
+        status: str,
+        result: str | None,
+        notification_ids: Sequence[str],
+        email_status: str,
+        now: int,
+    ) -> None:
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE notification_jobs SET status = ?, result = ?, claimed_until = 0, "
+                "updated_at = ? WHERE id = ?",
+                status,
+                result,
+                now,
+                job_id,
+            )
+            email_id = result if status == "sent" else None
+            await tx.executemany(
+                "UPDATE notifications SET email_status = ?, email_id = ? WHERE id = ?",
+                [(email_status, email_id, i) for i in notification_ids],
+            )
+
+    async def retry_job(
+        self, job_id: str, attempts: int, due_at: int, error: str, now: int
+    ) -> None:
+        await self.db.execute(
+            "UPDATE notification_jobs SET attempts = ?, due_at = ?, result = ?, claimed_until = 0, "
+            "updated_at = ? WHERE id = ?",
+            attempts,
+            due_at,
+            error[:500],
+            now,
+            job_id,
+        )
+
+    async def take_folded(self, user_id: str, job_id: str) -> list[NotificationRow]:
+        """Move the user's folded notifications onto this fold job and return them."""
+        tag = f"folding:{job_id}"
+        await self.db.execute(
+            "UPDATE notifications SET email_status = ? WHERE user_id = ? AND email_status = ?",
+            tag,
+            user_id,
+            FOLDED,
+        )
+        rows = await self.db.fetch(
+            f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE user_id = ? "
+            "AND email_status = ? ORDER BY created_at, id",
+            user_id,
+            tag,
+        )
+        return [_notification(r) for r in rows]
+
+    async def jobs_for(self, user_id: str) -> list[tuple[str, str, str, str | None]]:
+        """(template, status, category, result) of a user's jobs, oldest first (tests, ops)."""
+        rows = await self.db.fetch(
+            "SELECT template, status, category, result FROM notification_jobs WHERE user_id = ? "
+            "ORDER BY created_at, id",
+            user_id,
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    # ---- unread-message emails ----------------------------------------------
+
+    async def unread_candidates(
+        self, active_since: int, cutoff: int, limit: int
+    ) -> list[UnreadCandidate]:
+        """Participants with a message older than `cutoff` they have neither read nor been
+        emailed about, in conversations active since `active_since` (the scan horizon),
+        leaving out users emailed after `cutoff` (one email per user per delay window)."""
+        rows = await self.db.fetch(
+            "SELECT p.user_id, p.conversation_id, p.read_seq, COALESCE(k.notified_seq, 0), "
+            "c.last_seq FROM conversations c "
+            "JOIN participants p ON p.conversation_id = c.id "
+            "LEFT JOIN unread_email_marks k "
+            "ON k.user_id = p.user_id AND k.conversation_id = p.conversation_id "
+            "LEFT JOIN unread_email_users e ON e.user_id = p.user_id "
+            "JOIN messages m ON m.conversation_id = c.id AND m.seq = "
+            "(CASE WHEN p.read_seq > COALESCE(k.notified_seq, 0) THEN p.read_seq "
+            "ELSE COALESCE(k.notified_seq, 0) END) + 1 "
+            "WHERE c.last_activity_at >= ? AND c.last_seq > p.read_seq "
+            "AND c.last_seq > COALESCE(k.notified_seq, 0) AND m.created_at <= ? "
+            "AND (e.last_sent_at IS NULL OR e.last_sent_at <= ?) "
+            "ORDER BY p.user_id LIMIT ?",
+            active_since,
+            cutoff,
+            cutoff,
+            limit,
+        )
+        return [UnreadCandidate(r[0], r[1], max(int(r[2]), int(r[3])) + 1, int(r[4])) for r in rows]
+
+    async def unread_last_sent(self, user_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        ids = sorted(set(user_ids))
+        for start in range(0, len(ids), 400):
+            chunk = ids[start : start + 400]
+            marks = ", ".join("?" for _ in chunk)
+            for user_id, sent in await self.db.fetch(
+                f"SELECT user_id, last_sent_at FROM unread_email_users WHERE user_id IN ({marks})",
+                *chunk,
+            ):
+                found[user_id] = int(sent)
+        return found
+
+    async def mark_unread_handled(
+        self,
+        user_id: str,
+        marks: Sequence[tuple[str, int]],
+        job: tuple[JobRow, int] | None,
+        now: int,
+    ) -> None:
+        """Record that the user was emailed (or need not be) up to each conversation's seq,
+        and queue the email, in one transaction."""
+        async with self.db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO unread_email_marks (user_id, conversation_id, notified_seq) "
+                "VALUES (?, ?, ?) ON CONFLICT (user_id, conversation_id) DO UPDATE SET "
+                "notified_seq = excluded.notified_seq "
+                "WHERE unread_email_marks.notified_seq < excluded.notified_seq",
+                [(user_id, conversation_id, seq) for conversation_id, seq in marks],
+            )
+            if job is not None:
+                await _insert_job(tx, job[0], job[1], now)
+                await tx.execute(
+                    "INSERT INTO unread_email_users (user_id, last_sent_at) VALUES (?, ?) "
+                    "ON CONFLICT (user_id) DO UPDATE SET last_sent_at = excluded.last_sent_at",
+                    user_id,
+                    now,
+                )
+
+    async def conversation_titles(self, ids: Sequence[str]) -> dict[str, str | None]:
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        rows = await self.db.fetch(
+            f"SELECT id, title FROM conversations WHERE id IN ({marks})", *ids
+        )
+        return {r[0]: r[1] for r in rows}
+
+    # ---- digests -----------------------------------------------------------
+
+    async def digest_users(self, period: str, limit: int) -> list[str]:
+        rows = await self.db.fetch(
+            "SELECT DISTINCT user_id FROM notifications WHERE email_status = ? "
+            "ORDER BY user_id LIMIT ?",
+            DIGEST_PREFIX + period,
+            limit,
+        )
+        return [r[0] for r in rows]
+
+    async def create_digest(
+        self,
+        user_id: str,
+        period: str,
+        window_start: int,
+        build_job: Any,
+        now: int,
+    ) -> JobRow | None:
+        """Claim the user's (period, window) digest and queue its email in one transaction.
+
+        The unique row goes in first; a second attempt for the same window, from this or
+        any other process, before or after a restart, fails on it and sends nothing.
+        `build_job(notifications)` turns the unread notifications into the email job.
+        """
+        status = DIGEST_PREFIX + period
+        try:
+            async with self.db.transaction() as tx:
+                rows = [
+                    _notification(r)
+                    for r in await tx.fetch(
+                        f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE user_id = ? "
+                        "AND email_status = ? AND created_at < ? ORDER BY created_at, id",
+                        user_id,
+                        status,
+                        window_start,
+                    )
+                ]
+                if not rows:
+                    return None
+                unread = [r for r in rows if r.read_at is None]
+                digest_id = str(uuid.uuid4())
+                if unread:
+                    await tx.execute(
+                        "INSERT INTO notification_digests (id, user_id, period, window_start, "
+                        "notification_count, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        digest_id,
+                        user_id,
+                        period,
+                        window_start,
+                        len(unread),
+                        now,
+                    )
+                await tx.executemany(
+                    "UPDATE notifications SET email_status = ?, email_id = ? WHERE id = ?",
+                    [("digested" if r.read_at is None else "read", digest_id, r.id) for r in rows],
+                )
+                if not unread:
+                    return None
+                job: JobRow = build_job(unread)
+                await _insert_job(tx, job, now, now)
+                return job
+        except IntegrityError:
+            return None
+
+    async def digests_for(self, user_id: str) -> list[tuple[str, int, int]]:
+        rows = await self.db.fetch(
+            "SELECT period, window_start, notification_count FROM notification_digests "
+            "WHERE user_id = ? ORDER BY window_start",
+            user_id,
+        )
+        return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+    # ---- leases ------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, holder: str, now: int, ttl_ms: int) -> bool:
+        """Take or renew the named lease; True while `holder` has it."""
+        await self.db.execute(
+            "INSERT INTO scheduler_leases (name, holder, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+            "expires_at = excluded.expires_at "
+            "WHERE scheduler_leases.holder = excluded.holder OR scheduler_leases.expires_at < ?",
+            name,
+            holder,
+            now + ttl_ms,
+            now,
+        )
+        row = await self.db.fetchrow("SELECT holder FROM scheduler_leases WHERE name = ?", name)
+        return row is not None and row[0] == holder
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self.db.execute(
+            "DELETE FROM scheduler_leases WHERE name = ? AND holder = ?", name, holder
+        )
