@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from rooms import metrics
 from rooms.broker import Broker, conversation_channel
 from rooms.frames import Outgoing
 from rooms.presence import PresenceTracker
@@ -257,8 +258,11 @@ class Room:
 
     def _fanout(self, frame: Outgoing) -> None:
         # One encoded frame for every session; a full queue closes that session only.
+        started = time.perf_counter()
         for session in self.sessions:
             session.send(frame)
+        metrics.frames_out.inc(len(self.sessions))
+        metrics.fanout_seconds.observe(time.perf_counter() - started)
 
     def _expire_typing(self) -> None:
         now = time.monotonic()

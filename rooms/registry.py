@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from rooms import metrics
 from rooms.actor import Join, Leave, Resync, Room, RoomStopped
 from rooms.broker import Broker
 from rooms.presence import PresenceTracker
@@ -28,6 +29,7 @@ class RoomRegistry:
         self._max_replay = max_replay
         self._typing_ttl = typing_ttl
         self.rooms: dict[str, Room] = {}
+        metrics.rooms_active.set_function(lambda: len(self.rooms))
 
     def _room(self, conversation_id: str) -> Room:
         room = self.rooms.get(conversation_id)

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rooms import metrics
 from rooms.broker import Broker, conversation_channel
 from rooms.cache import Cache
 from rooms.errors import Invalid, NotFound, RateLimited, Unavailable
@@ -185,6 +186,7 @@ class Messaging:
                 f"msg:{caller.user_id}", self.rate_per_minute, 60.0
             )
             if retry_after:
+                metrics.rate_limited.labels("messages").inc()
                 raise RateLimited(
                     f"more than {self.rate_per_minute} messages per minute", retry_after
                 )

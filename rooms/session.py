@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from rooms import metrics
 from rooms.frames import Outgoing
 
 # Close codes of the protocol (docs/protocol.md).
@@ -125,7 +126,10 @@ class Session:
         self.close_code = code
         self.close_reason = reason
         if code == CLOSE_SLOW_CONSUMER:
+            metrics.slow_consumer_disconnects.inc()
             log.warning("session %d of %s closed: %s", self.id, self.user_id, reason)
+        if self._queue:
+            metrics.send_queue_drops.inc(len(self._queue))
         self._queue.clear()
         self._bytes = 0
         if self._sink is not None:

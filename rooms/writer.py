@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+from rooms import metrics
 from rooms.broker import Broker, conversation_channel
 from rooms.errors import NotFound, Unavailable
 from rooms.views import message_frame
@@ -97,8 +98,10 @@ class MessageWriter:
             # A repeated clientMsgId answers with the first message; it is not published again.
             if created:
                 fresh.append(message)
+        metrics.commit_batch.observe(len(batch))
         if not fresh:
             return
+        metrics.messages_stored.inc(len(fresh))
         fresh.sort(key=lambda m: (m.conversation_id, m.seq))
         try:
             await self._broker.publish_many(

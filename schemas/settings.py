@@ -29,6 +29,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     allowed_origins: tuple[str, ...] = ()
     environment: Literal["development", "production", "test"] = "development"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # JSON lines for log collectors; "text" for a person reading a terminal.
+    log_format: Literal["json", "text"] = "json"
+    # Errors go to Sentry when set (no secrets, tokens or message bodies are sent).
+    sentry_dsn: str = ""
 
     # WebSocket limits.
     # 64 KiB: a chat message is text; anything bigger is a client bug or an attack.

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -16,6 +18,7 @@ from schemas.settings import Settings
 from server import logs
 from server.errors import http_error, service_error, unexpected_error
 from server.lifespan import lifespan_for
+from server.middleware import RequestId
 from server.routes import attachments, email, health, messages, notifications, pages
 from server.settings import load_settings
 from server.ws import websocket_endpoint
@@ -25,7 +28,14 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
+    # In a uvicorn worker process nothing configured logging yet: do it once per process.
+    if not logging.getLogger().handlers:
+        logs.configure(settings.log_level, settings.log_format)
     logs.install()
+    if settings.sentry_dsn:
+        from server import sentry
+
+        sentry.init(settings.sentry_dsn, settings.environment)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -39,13 +49,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Before the messages routes: `/api/messages/{conversation_id}` would take "attachments".
         *attachments.routes,
         *messages.routes,
-        *notifications.routes,
         *email.routes,
+        *notifications.routes,
         WebSocketRoute("/ws", websocket_endpoint),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Starlette(
         routes=routes,
+        middleware=[Middleware(RequestId)],
         lifespan=lifespan,
         exception_handlers={
             ServiceError: service_error,

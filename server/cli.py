@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 
+from server import logs
 from server.settings import SettingsError, load_settings
 
 
@@ -29,12 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply database migrations and exit")
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(f"pitchey-comms: {exc}", file=sys.stderr)
         return 2
+    logs.configure(settings.log_level, settings.log_format)
 
     if args.command == "token":
         from server.auth import create_token
@@ -102,6 +103,8 @@ def _serve(host: str, port: int, workers: int) -> int:
         # Room for connection bursts (reconnect storms) before the kernel refuses them.
         backlog=4096,
         log_level=settings.log_level,
+        # Our handler and formatter (server/logs.py), installed again in each worker.
+        log_config=None,
         # Access lines would print WebSocket URLs, and with them `?token=` bearer tokens.
         access_log=False,
         timeout_graceful_shutdown=10,

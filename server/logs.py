@@ -1,28 +1,95 @@
-"""Logging hygiene: bearer tokens never reach a log line."""
+"""Logging: structured JSON lines with the request or connection id, and no secrets.
+
+Every line carries `request_id` (REST, also returned as `X-Request-Id`) or
+`connection_id` (WebSocket) from a context variable, so one request's or one
+connection's lines can be found together. Bearer tokens are redacted wherever
+they appear (uvicorn logs WebSocket paths with their `?token=`).
+"""
 
 from __future__ import annotations
 
+import contextvars
+import json
 import logging
 import re
+import sys
+import time
+from typing import Any
 
 _TOKEN = re.compile(r"(token=)[^&\s\"']+")
 
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+connection_id: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "connection_id", default=None
+)
+
+
+def redact(text: str) -> str:
+    return _TOKEN.sub(r"\1[redacted]", text) if "token=" in text else text
+
 
 class RedactTokens(logging.Filter):
-    """uvicorn logs each WebSocket path with its query string, which carries `?token=`."""
-
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
-            record.args = tuple(
-                _TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                for a in (record.args if isinstance(record.args, tuple) else (record.args,))
-            )
-        if isinstance(record.msg, str) and "token=" in record.msg:
-            record.msg = _TOKEN.sub(r"\1[redacted]", record.msg)
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
         return True
 
 
+class AddContext(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        record.connection_id = connection_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ("request_id", "connection_id"):
+            value = getattr(record, key, None)
+            if value is not None:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        context = getattr(record, "request_id", None) or getattr(record, "connection_id", None)
+        return f"{line} [{context}]" if context is not None else line
+
+
+def configure(level: str = "info", fmt: str = "json") -> None:
+    """Route every logger (ours and uvicorn's) through one handler with our formatter."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RedactTokens())
+    handler.addFilter(AddContext())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+
+
 def install() -> None:
+    """Redaction for loggers configured by someone else (uvicorn run without our CLI)."""
     for name in ("uvicorn.error", "uvicorn.access", "uvicorn"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):

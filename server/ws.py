@@ -18,6 +18,7 @@ import msgspec
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from rooms import metrics
 from rooms.errors import ServiceError
 from rooms.frames import Outgoing
 from rooms.service import Caller
@@ -36,6 +37,7 @@ from schemas.frames import (
     Unsubscribe,
     Unsubscribed,
 )
+from server import logs
 from server.auth import bearer, verify_token
 from server.errors import error_response
 from server.lifespan import Services
@@ -82,6 +84,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         sink,
     )
     svc.sessions[session] = None
+    metrics.connections.inc()
+    logs.connection_id.set(session.id)
     await svc.users.connect(session)
     # With our transport the session writes directly; under another ASGI server a task drains it.
     writer = None
@@ -93,6 +97,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         pass
     finally:
         svc.sessions.pop(session, None)
+        metrics.connections.dec()
         svc.rooms.leave_all(session)
         await svc.users.disconnect(session)
         if not session.closed:
@@ -129,6 +134,7 @@ async def _read(websocket: WebSocket, session: Session, caller: Caller, svc: Ser
         if session.closed:
             continue  # the connection is closing; wait for the disconnect
         session.last_seen = time.monotonic()
+        metrics.frames_in.inc()
         text = message.get("text")
         if text is None:
             _error(session, "unsupported_frame", "binary frames are not supported; send JSON text")
