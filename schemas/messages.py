@@ -47,6 +47,7 @@ class SendMessage(Base, kw_only=True):
     content: Annotated[str, Meta(min_length=1)]
     sender_id: Id | None = None
     client_msg_id: ClientMsgId | None = None
+    attachment_ids: list[Id] | None = None
 
 
 class ReadReceipt(Base, kw_only=True):

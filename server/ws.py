@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from rooms import metrics
+from rooms.attachments import attachments_in
 from rooms.errors import ServiceError
 from rooms.frames import Outgoing
 from rooms.service import Caller
@@ -160,8 +161,12 @@ async def _dispatch(frame: AnyClientFrame, session: Session, caller: Caller, svc
             if svc.draining:
                 _error(session, "unavailable", "server is shutting down", _ref(frame))
                 return
-            message = await messaging.send(
-                caller, frame.conversation_id, frame.content, frame.client_msg_id
+            message = await attachments_in(svc.extras).send(
+                caller,
+                frame.conversation_id,
+                frame.content,
+                frame.client_msg_id,
+                frame.attachment_ids,
             )
             ack = Ack(
                 message_id=message.id,
