@@ -290,3 +290,24 @@ async def test_unconfirmed_direct_uploads_cannot_be_attached(
         ).json()
     response = await send(att_server, alice, conv, [plan["id"]])
     assert response.status_code == 409
+
+
+async def test_email_attachments_are_uploaded_with_a_service_token(
+    att_server: ServerProcess,
+) -> None:
+    async with att_server.client(uid(), role="user") as http:
+        refused = await http.post(
+            "/api/email/attachments", files={"file": ("deck.pdf", PDF, "application/pdf")}
+        )
+    assert refused.status_code == 403
+    async with att_server.client(uid("svc"), role="service") as http:
+        stored = await http.post(
+            "/api/email/attachments", files={"file": ("deck.pdf", PDF, "application/pdf")}
+        )
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["sha256"] == sha256(PDF)
+    # An email upload is not a message attachment: nobody downloads it from the messages API.
+    async with att_server.client(uid()) as http:
+        assert (
+            await http.get(f"/api/messages/attachments/{stored.json()['id']}")
+        ).status_code == 404
