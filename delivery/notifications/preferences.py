@@ -155,7 +155,9 @@ class UserPreferences(msgspec.Struct):
     def view(self) -> Preferences:
         types = {kind: default_preference(kind) for kind in DEFAULTS}
         types.update(self.types)
-        return Preferences(types=dict(sorted(types.items())), quiet_hours=self.quiet_hours, timezone=self.timezone)
+        return Preferences(
+            types=dict(sorted(types.items())), quiet_hours=self.quiet_hours, timezone=self.timezone
+        )
 
 
 _encoder = msgspec.msgpack.Encoder()
