@@ -1,16 +1,26 @@
 """Fixtures that start real servers.
 
-Every test uses fresh user ids, so one server serves a whole module.
+Every test uses fresh user ids, so one server serves a whole module. The
+`server` fixture runs each module twice: on SQLite and on PostgreSQL (a fresh
+database per module, dropped after).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.servers import ServerProcess
+from tests.services import (
+    create_pg_database,
+    delete_prefix,
+    drop_pg_database,
+    redis_prefix,
+    require_redis,
+)
 
 # Limits low enough for tests to reach, high enough not to trip by accident.
 TEST_ENV = {
@@ -21,26 +31,60 @@ TEST_ENV = {
     "MESSAGE_RATE_LIMIT_PER_MINUTE": "100000",
 }
 
+# "postgres+redis" (PITCHEY_TEST_BACKENDS=sqlite,postgres,postgres+redis) also runs the
+# suite on the Redis broker, cache, limiter and presence; test_scaleout covers them anyway.
+BACKENDS = tuple(os.environ.get("PITCHEY_TEST_BACKENDS", "sqlite,postgres").split(","))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("server"), dict(TEST_ENV))
-    proc.start()
-    yield proc
-    proc.stop()
+def server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[ServerProcess]:
+    env = dict(TEST_ENV)
+    database = create_pg_database() if backend.startswith("postgres") else None
+    if database is not None:
+        env["DATABASE_URL"] = database
+    if backend.endswith("+redis"):
+        env["REDIS_URL"] = require_redis()
+        env["REDIS_PREFIX"] = redis_prefix()
+    proc = ServerProcess(tmp_path_factory.mktemp(f"server-{backend}"), env)
+    try:
+        proc.start()
+        yield proc
+    finally:
+        proc.stop()
+        if database is not None:
+            drop_pg_database(database)
+        if "REDIS_URL" in env:
+            delete_prefix(env["REDIS_URL"], env["REDIS_PREFIX"])
 
 
 @pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[object]:
-    """Start servers with custom settings; all are stopped after the test."""
-    started: list[ServerProcess] = []
+def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start servers with custom settings; all are stopped after the test.
 
-    def make(data_dir: Path | None = None, **env: str) -> ServerProcess:
-        proc = ServerProcess(data_dir or tmp_path / f"s{len(started)}", {**TEST_ENV, **env})
-        proc.start()
+    `backend="postgres"` gives the server a fresh PostgreSQL database (dropped after the
+    test) unless DATABASE_URL is passed; servers given the same DATABASE_URL share it.
+    """
+    started: list[ServerProcess] = []
+    databases: list[str] = []
+
+    def make(data_dir: Path | None = None, backend: str = "sqlite", **env: str) -> ServerProcess:
+        settings = {**TEST_ENV, **env}
+        if backend == "postgres" and "DATABASE_URL" not in settings:
+            databases.append(create_pg_database())
+            settings["DATABASE_URL"] = databases[-1]
+        proc = ServerProcess(data_dir or tmp_path / f"s{len(started)}", settings)
         started.append(proc)
+        proc.start()
         return proc
 
     yield make
     for proc in started:
         proc.stop()
+    for database in databases:
+        drop_pg_database(database)

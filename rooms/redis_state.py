@@ -1,0 +1,349 @@
+"""State shared by every process through Redis: caches, rate limits and presence.
+
+Chosen by `server.lifespan` when REDIS_URL is set. Every key starts with
+REDIS_PREFIX. A Redis failure never reaches a room or a request: caches miss,
+rate limits fall back to this process's own count, presence to its own sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import Counter
+from typing import Any
+
+from redis.asyncio import Redis
+
+from rooms.broker import Broker, conversation_channel
+from rooms.cache import Cache
+from rooms.presence import PresenceTracker
+from rooms.ratelimit import MemoryRateLimiter, RateLimiter
+from rooms.redis_broker import RedisBroker, command_client
+from schemas.codec import encode
+from schemas.frames import PresenceFrame
+from schemas.settings import Settings
+
+log = logging.getLogger("pitchey.redis")
+
+# Version keys outlive any cached entry (entries are capped below), so a version that
+# expired and restarted at 0 can never reach an entry written under an old 0.
+_VERSION_TTL_MS = 7 * 24 * 3600 * 1000
+_ENTRY_TTL_CAP = 24 * 3600.0
+
+
+def redis_backends(settings: Settings) -> tuple[Broker, Cache, RateLimiter, PresenceTracker]:
+    redis = command_client(settings.redis_url)
+    prefix = settings.redis_prefix
+    broker = RedisBroker(settings.redis_url, prefix, redis)
+    presence = RedisPresence(redis, prefix, broker, ttl=settings.presence_ttl)
+    return broker, RedisCache(redis, prefix), RedisRateLimiter(redis, prefix), presence
+
+
+class RedisCache:
+    """Entries under `cache:`, namespace versions under `ver:` bumped with INCR."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            value = await self._redis.get(f"{self._prefix}cache:{key}")
+        except Exception as exc:
+            log.warning("cache get failed: %s", exc)
+            return None
+        return _bytes(value) if value is not None else None
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        ms = max(1, int(min(ttl, _ENTRY_TTL_CAP) * 1000))
+        try:
+            await self._redis.set(f"{self._prefix}cache:{key}", value, px=ms)
+        except Exception as exc:
+            log.warning("cache set failed: %s", exc)
+
+    async def version(self, namespace: str) -> int:
+        try:
+            value = await self._redis.get(f"{self._prefix}ver:{namespace}")
+        except Exception as exc:
+            log.warning("cache version read failed: %s", exc)
+            # A version nobody ever used: the caller misses and reads the database.
+            return -random.getrandbits(62) - 1
+        return int(value) if value is not None else 0
+
+    async def bump(self, namespaces: list[str]) -> None:
+        if not namespaces:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for namespace in namespaces:
+                    key = f"{self._prefix}ver:{namespace}"
+                    pipe.incr(key)
+                    pipe.pexpire(key, _VERSION_TTL_MS)
+                await pipe.execute()
+        except Exception as exc:
+            # Other processes may serve a stale list until its TTL ends.
+            log.error("cache invalidation of %d namespaces failed: %s", len(namespaces), exc)
+
+
+# The arithmetic of rooms.ratelimit.gcra, run inside Redis with Redis's own clock,
+# so every process counts against one timestamp and no client clock matters.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local interval = window / limit
+local tat = tonumber(redis.call('GET', KEYS[1]))
+local start = now
+if tat ~= nil and tat > now then start = tat end
+local new_tat = start + interval
+local excess = new_tat - now - window
+if excess > 0 then return tostring(excess) end
+redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX',
+           math.ceil((new_tat - now) * 1000) + 1)
+return '0'
+"""
+
+
+class RedisRateLimiter:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._script = redis.register_script(_GCRA)
+        # Without Redis each process limits on its own: limits stay, only looser.
+        self._fallback = MemoryRateLimiter()
+
+    async def hit(self, key: str, limit: int, window: float) -> float:
+        if limit <= 0:
+            return 0.0
+        try:
+            result = await self._script(keys=[f"{self._prefix}rl:{key}"], args=[limit, window])
+        except Exception as exc:
+            log.warning("shared rate limit unavailable (%s); counting in this process", exc)
+            return await self._fallback.hit(key, limit, window)
+        return float(result)
+
+
+# Presence keys:
+#   presence:<conversation>  hash "<node>|<user>" -> sessions' rooms on that node (0 is deleted)
+#   node:<node>              exists while the node is alive (refreshed every ttl/3)
+#   nodes                    set of nodes that may have presence entries
+#   nodeconvs:<node>         conversations where the node has entries (for the sweep)
+# A user is online in a conversation if some entry of theirs belongs to a live node.
+_ONLINE_ELSEWHERE = """
+local function online_elsewhere(hash, own, user, node_prefix)
+  for _, f in ipairs(redis.call('HKEYS', hash)) do
+    if f ~= own then
+      local sep = string.find(f, '|', 1, true)
+      if sep and string.sub(f, sep + 1) == user
+         and redis.call('EXISTS', node_prefix .. string.sub(f, 1, sep - 1)) == 1 then
+        return true
+      end
+    end
+  end
+  return false
+end
+"""
+# KEYS: presence hash, nodeconvs; ARGV: node, user, node key prefix, count, conversation.
+# Returns 1 if the user's online state changed everywhere (came online / went offline).
+_SET_COUNT = (
+    _ONLINE_ELSEWHERE
+    + """
+local own = ARGV[1] .. '|' .. ARGV[2]
+local count = tonumber(ARGV[4])
+local before = tonumber(redis.call('HGET', KEYS[1], own) or '0')
+if count > 0 then
+  redis.call('HSET', KEYS[1], own, count)
+  redis.call('SADD', KEYS[2], ARGV[5])
+else
+  redis.call('HDEL', KEYS[1], own)
+end
+if (before > 0) == (count > 0) then return 0 end
+if online_elsewhere(KEYS[1], own, ARGV[2], ARGV[3]) then return 0 end
+return 1
+"""
+)
+# KEYS: presence hash; ARGV: node key prefix. Users with an entry on a live node.
+_ONLINE = """
+local users = {}
+local alive = {}
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local sep = string.find(f, '|', 1, true)
+  if sep then
+    local node = string.sub(f, 1, sep - 1)
+    if alive[node] == nil then
+      alive[node] = redis.call('EXISTS', ARGV[1] .. node) == 1
+    end
+    if alive[node] then users[string.sub(f, sep + 1)] = true end
+  end
+end
+local out = {}
+for user, _ in pairs(users) do table.insert(out, user) end
+return out
+"""
+# KEYS: presence hash; ARGV: dead node, node key prefix. Removes the dead node's entries;
+# returns the users who are now offline everywhere.
+_FORGET_NODE = (
+    _ONLINE_ELSEWHERE
+    + """
+local gone = {}
+local head = ARGV[1] .. '|'
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(f, 1, #head) == head then
+    redis.call('HDEL', KEYS[1], f)
+    local user = string.sub(f, #head + 1)
+    if not online_elsewhere(KEYS[1], f, user, ARGV[2]) then table.insert(gone, user) end
+  end
+end
+return gone
+"""
+)
+
+
+class RedisPresence:
+    """Presence across processes with a heartbeat: a dead node stops counting within `ttl`.
+
+    This process's own counts are kept locally too: they are re-registered if Redis
+    lost them (a restart, or our node key expired), and they answer while Redis is down.
+    """
+
+    def __init__(self, redis: Redis, prefix: str, broker: Broker, *, ttl: float) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._broker = broker
+        self._ttl = ttl
+        self.node = getattr(broker, "node", None) or f"{random.getrandbits(64):016x}"
+        self._node_key = f"{prefix}node:{self.node}"
+        self._local: dict[str, Counter[str]] = {}
+        self._set_count = redis.register_script(_SET_COUNT)
+        self._online = redis.register_script(_ONLINE)
+        self._forget = redis.register_script(_FORGET_NODE)
+        self._task: asyncio.Task[None] | None = None
+
+    def _hash(self, conversation_id: str) -> str:
+        return f"{self._prefix}presence:{conversation_id}"
+
+    async def start(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._heartbeat()
+        self._task = asyncio.create_task(self._beat(), name="presence-heartbeat")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        # Goodbye: our entries go now instead of after the TTL.
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for conversation_id, counts in self._local.items():
+                    for user in counts:
+                        pipe.hdel(self._hash(conversation_id), f"{self.node}|{user}")
+                pipe.delete(self._node_key, f"{self._prefix}nodeconvs:{self.node}")
+                pipe.srem(f"{self._prefix}nodes", self.node)
+                await pipe.execute()
+        except Exception as exc:
+            log.warning("presence goodbye failed (%s); entries expire with the node key", exc)
+        self._local.clear()
+
+    async def join(self, conversation_id: str, user_id: str) -> bool:
+        counts = self._local.setdefault(conversation_id, Counter())
+        counts[user_id] += 1
+        return await self._store(conversation_id, user_id, counts[user_id], counts[user_id] == 1)
+
+    async def leave(self, conversation_id: str, user_id: str) -> bool:
+        counts = self._local.get(conversation_id)
+        if counts is None or counts[user_id] <= 0:
+            return False
+        counts[user_id] -= 1
+        count = counts[user_id]
+        if count == 0:
+            del counts[user_id]
+            if not counts:
+                del self._local[conversation_id]
+        return await self._store(conversation_id, user_id, count, count == 0)
+
+    async def _store(
+        self, conversation_id: str, user_id: str, count: int, local_change: bool
+    ) -> bool:
+        try:
+            changed = await self._set_count(
+                keys=[self._hash(conversation_id), f"{self._prefix}nodeconvs:{self.node}"],
+                args=[self.node, user_id, f"{self._prefix}node:", count, conversation_id],
+            )
+        except Exception as exc:
+            log.warning("presence update failed (%s); answering from this process", exc)
+            return local_change
+        return bool(changed)
+
+    async def online(self, conversation_id: str) -> list[str]:
+        try:
+            users = await self._online(
+                keys=[self._hash(conversation_id)], args=[f"{self._prefix}node:"]
+            )
+        except Exception as exc:
+            log.warning("presence read failed (%s); answering from this process", exc)
+            return sorted(self._local.get(conversation_id, ()))
+        return sorted(_text(u) for u in users)
+
+    # ---- heartbeat and sweep ------------------------------------------------------
+
+    async def _beat(self) -> None:
+        period = self._ttl / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self._heartbeat()
+                await self._sweep()
+            except Exception as exc:
+                log.warning("presence heartbeat failed: %s", exc)
+
+    async def _heartbeat(self) -> None:
+        ms = max(1, int(self._ttl * 1000))
+        previous = await self._redis.set(self._node_key, b"1", px=ms, get=True)
+        if previous is not None:
+            return
+        # First beat, or Redis forgot us (restart, or our key expired and a sweep removed
+        # our entries): register everything this process knows.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(f"{self._prefix}nodes", self.node)
+            for conversation_id, counts in self._local.items():
+                for user, count in counts.items():
+                    pipe.hset(self._hash(conversation_id), f"{self.node}|{user}", count)
+                pipe.sadd(f"{self._prefix}nodeconvs:{self.node}", conversation_id)
+            await pipe.execute()
+
+    async def _sweep(self) -> None:
+        """Remove the entries of nodes whose key expired and announce who went offline."""
+        nodes_key = f"{self._prefix}nodes"
+        for raw in await self._redis.smembers(nodes_key):
+            node = _text(raw)
+            if node == self.node or await self._redis.exists(f"{self._prefix}node:{node}"):
+                continue
+            # SREM answers 1 to one sweeper only: that one cleans up and announces.
+            if not await self._redis.srem(nodes_key, node):
+                continue
+            log.warning("node %s stopped its heartbeat; removing its presence", node)
+            convs_key = f"{self._prefix}nodeconvs:{node}"
+            for raw_conv in await self._redis.smembers(convs_key):
+                await self._forget_conversation(node, _text(raw_conv))
+            await self._redis.delete(convs_key)
+
+    async def _forget_conversation(self, node: str, conversation_id: str) -> None:
+        gone: list[Any] = await self._forget(
+            keys=[self._hash(conversation_id)], args=[node, f"{self._prefix}node:"]
+        )
+        for raw_user in gone:
+            user = _text(raw_user)
+            frame = PresenceFrame(conversation_id=conversation_id, user_id=user, online=False)
+            await self._broker.publish(conversation_channel(conversation_id), encode(frame))
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _bytes(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()

@@ -1,0 +1,192 @@
+"""The shared Redis and PostgreSQL the suite talks to, and throwaway instances of them.
+
+Tests never disturb other users of the shared servers: each gets its own
+database or key prefix and removes it after. When a service is missing, the
+test is skipped with the reason printed, except in CI (CI=true), where a
+skipped Redis or PostgreSQL test is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("TEST_PG_USER", "postgres")
+# The database we connect to in order to create and drop per-test databases.
+PG_ADMIN_DB = os.environ.get("TEST_PG_DATABASE", "test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def missing(service: str, reason: str) -> None:
+    """Skip locally with a printed reason; fail in CI, where every service must be there."""
+    message = f"{service} is not available: {reason}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{message} (CI=true: a skipped {service} test is a failure)")
+    print(f"SKIP: {message}")
+    pytest.skip(message)
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+# ---- PostgreSQL --------------------------------------------------------------
+
+
+def pg_url(database: str) -> str:
+    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+
+
+async def _pg_admin(*statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(pg_url(PG_ADMIN_DB), timeout=5)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def pg_admin(*statements: str) -> None:
+    """Run statements on the admin database (from sync code or a running loop alike)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_pg_admin(*statements))
+        return
+    # Inside a test's event loop: run on a private loop in a thread.
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(_pg_admin(*statements))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def create_pg_database() -> str:
+    """A fresh database on the shared PostgreSQL; returns its URL. Skips if unreachable."""
+    if not _port_open(PG_HOST, PG_PORT):
+        missing("PostgreSQL", f"nothing listens on {PG_HOST}:{PG_PORT}")
+    name = f"pitchey_test_{uuid.uuid4().hex[:12]}"
+    try:
+        pg_admin(f"CREATE DATABASE {name}")
+    except Exception as exc:
+        missing("PostgreSQL", f"cannot create a database: {exc!r}")
+    return pg_url(name)
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    assert name.startswith("pitchey_test_"), name  # only ever our own databases
+    pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# ---- Redis -------------------------------------------------------------------------
+
+
+def require_redis() -> str:
+    """The shared Redis URL; skips (fails in CI) if it does not answer."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        client.ping()
+        client.close()
+    except Exception as exc:
+        missing("Redis", f"{REDIS_URL} does not answer: {exc!r}")
+    return REDIS_URL
+
+
+def redis_prefix() -> str:
+    return f"pitchey-test-{uuid.uuid4().hex[:10]}:"
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+class ThrowawayRedis:
+    """A private redis-server on its own port, which tests may kill and restart."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            missing("Redis", "redis-server is not installed")
+        assert binary is not None
+        self.binary = binary
+        self.workdir = workdir
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port: int = sock.getsockname()[1]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = open(self.workdir / f"redis-{self.port}.log", "ab")
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _port_open("127.0.0.1", self.port):
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
