@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.email.conftest import EmailServer, ServerFactory, delivered_ids, eventually
+from tests.email.support import EmailServer, ServerFactory, delivered_ids, eventually
 from tests.standins.sendgrid import SendGridStandin
 
 
@@ -200,7 +200,7 @@ async def test_dev_emails_is_hidden_in_production(make_email_server: ServerFacto
 async def test_over_the_send_rate_emails_wait_in_the_queue(
     make_email_server: ServerFactory, sendgrid: SendGridStandin
 ) -> None:
-    from tests.email.conftest import sendgrid_env
+    from tests.email.support import sendgrid_env
 
     # 2 per minute: a burst of two goes out, the third waits about 30 s.
     server = await make_email_server(EMAIL_RATE_LIMIT_PER_MINUTE="2", **sendgrid_env(sendgrid))
