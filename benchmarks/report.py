@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.spec import DISTURBED_OTHER_CPU
 from benchmarks.targets import BENCH_DIR
 
 RESULTS = BENCH_DIR / "results"
@@ -30,6 +31,13 @@ def _num(value: float | None, digits: int = 0) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
 
+def _other(share: float | None) -> str:
+    """The other-processes CPU share, flagged when it disturbed the measurement."""
+    if share is None:
+        return "–"
+    return f"**{share:.2f} disturbed**" if share > DISTURBED_OTHER_CPU else f"{share:.2f}"
+
+
 def _status(entry: dict[str, Any], cell: str) -> str:
     return cell if entry["status"] == "ok" else f"{entry['status']}: {entry.get('reason', '')}"
 
@@ -46,7 +54,7 @@ def fanout_rows(doc: dict[str, Any]) -> list[str]:
         failed = [s for s in result.get("steps", []) if not s["passed"]]
         first_fail = (
             f"{failed[0]['offered_per_s']:,}/s offered: lost {failed[0]['lost']:,}, "
-            f"p99 {_num(failed[0]['p99_ms'], 1)} ms"
+            f"p99 {_num(failed[0]['p99_ms'], 1)} ms, other CPU {_other(failed[0]['other_cpu_share'])}"
             if failed
             else "none (ceiling reached)"
         )
@@ -55,7 +63,7 @@ def fanout_rows(doc: dict[str, Any]) -> list[str]:
             f"{_num(best.get('p50_ms'), 1)} / {_num(best.get('p99_ms'), 1)} | "
             f"{_num(best.get('server_cpu_us_per_frame'), 1)} | "
             f"{_num(best.get('loadgen_cpu_share'), 2)} | "
-            f"{_num(best.get('other_cpu_share'), 2)} | {first_fail}"
+            f"{_other(best.get('other_cpu_share'))} | {first_fail}"
         )
         rows.append(f"| {e['label']} | {e['subscribers']:,} | {_status(e, cells)} |")
     return rows
@@ -75,7 +83,7 @@ def idle_rows(doc: dict[str, Any]) -> list[str]:
             f"{_num(r.get('rss_per_connection_kb'), 1)} | "
             f"{_num(before_mb, 1)} → {_num(after_mb, 1)} | "
             f"{_num(conn.get('per_s'))} | {conn.get('failed', '–')} | "
-            f"{_num(r.get('other_cpu_share'), 2)}"
+            f"{_other(r.get('other_cpu_share'))}"
         )
         rows.append(f"| {e['label']} | {e['subscribers']:,} | {_status(e, cells)} |")
     return rows
@@ -167,7 +175,7 @@ def _fanout_bars(ax: Any, doc: dict[str, Any]) -> None:
         ax.bar(xs, values, width, label=f"{size:,} subscribers")
     ax.set_xticks(range(len(labels)), labels, rotation=15, ha="right", fontsize=8)
     ax.set_ylabel("k delivered msgs/s (no loss, p99 < 100 ms)")
-    ax.set_title(f"Fan-out, one core ({doc['stamp']})")
+    ax.set_title(f"Fan-out, one core ({doc['stamp']}){_disturbance(doc)}", fontsize=10)
     ax.legend(fontsize=8)
 
 
@@ -179,4 +187,18 @@ def _idle_bars(ax: Any, doc: dict[str, Any]) -> None:
         range(len(entries)), [e["label"] for e in entries], rotation=15, ha="right", fontsize=8
     )
     ax.set_ylabel("server RSS KB per idle connection (lower is better)")
-    ax.set_title(f"Idle, {doc['settings']['connections']:,} connections ({doc['stamp']})")
+    title = f"Idle, {doc['settings']['connections']:,} connections ({doc['stamp']})"
+    ax.set_title(title + _disturbance(doc), fontsize=10)
+
+
+def _disturbance(doc: dict[str, Any]) -> str:
+    """A second title line when other processes shared the machine during the run."""
+    shares = [
+        (e["result"].get("best_step") or e["result"]).get("other_cpu_share") or 0.0
+        for e in doc["entries"]
+        if e["status"] == "ok"
+    ]
+    worst = max(shares, default=0.0)
+    if worst <= DISTURBED_OTHER_CPU:
+        return ""
+    return f"\nDISTURBED: other processes used up to {worst:.1f} cores"
