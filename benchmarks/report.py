@@ -52,9 +52,10 @@ def fanout_rows(doc: dict[str, Any]) -> list[str]:
         result = e.get("result") or {}
         best = result.get("best_step") or {}
         failed = [s for s in result.get("steps", []) if not s["passed"]]
+        first = failed[0] if failed else {}
         first_fail = (
-            f"{failed[0]['offered_per_s']:,}/s offered: lost {failed[0]['lost']:,}, "
-            f"p99 {_num(failed[0]['p99_ms'], 1)} ms, other CPU {_other(failed[0]['other_cpu_share'])}"
+            f"{first['offered_per_s']:,}/s offered: lost {first['lost']:,}, "
+            f"p99 {_num(first['p99_ms'], 1)} ms, other CPU {_other(first['other_cpu_share'])}"
             if failed
             else "none (ceiling reached)"
         )
