@@ -68,7 +68,9 @@ class UnsupportedMediaType(ServiceError):
 
 
 class NotSupported(ServiceError):
-    status = 501
+    # A 4xx: the request asks for what this deployment is not configured to do
+    # (direct uploads on the local backend); retrying will not help, and it is no server fault.
+    status = 400
     code = "not_supported"
 
 

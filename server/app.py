@@ -19,7 +19,7 @@ from server import logs
 from server.errors import http_error, service_error, unexpected_error
 from server.lifespan import lifespan_for
 from server.middleware import RequestId
-from server.routes import attachments, email, health, messages, notifications, pages
+from server.routes import attachments, docs, email, health, messages, notifications, pages
 from server.settings import load_settings
 from server.ws import websocket_endpoint
 
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     routes: list[BaseRoute] = [
         *health.routes,
+        *docs.routes,
         *pages.routes,
         # Before the messages routes: `/api/messages/{conversation_id}` would take "attachments".
         *attachments.routes,

@@ -224,7 +224,7 @@ async def test_direct_upload_with_a_presigned_url(
             "/api/messages/attachments/presign", json={**ask, "size": len(PDF)}
         )
         if storage_backend == "local":
-            assert presigned.status_code == 501
+            assert presigned.status_code == 400
             assert presigned.json()["error"]["code"] == "not_supported"
             return
         assert presigned.status_code == 201, presigned.text

@@ -1,0 +1,549 @@
+"""OpenAPI 3.1 for every REST route, generated from the msgspec Structs the routes use.
+
+The schemas are the route's own types: change a Struct and the spec changes
+with it. Each route's entry below says which types it takes and returns;
+tests/test_openapi.py fails when a route has no entry, and schemathesis checks
+the running server against the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import msgspec
+
+from schemas import attachments as att
+from schemas import email as em
+from schemas import messages as msg
+from schemas import notifications as nt
+
+USER, SERVICE, PUBLIC, SIGNED = "user", "service", "public", "signed"
+
+_ERRORS = {
+    400: "Malformed request (for example, a body that is not JSON)",
+    401: "Missing or invalid bearer token",
+    403: "The token's role may not use this route",
+    404: "Not found, or not yours to see",
+    409: "Conflicts with an earlier request (Idempotency-Key reused with another body)",
+    413: "Body or upload too large",
+    415: "Content type not allowed or not matching the bytes",
+    422: "A field failed validation",
+    429: "Rate limited; see Retry-After",
+    503: "Storage unavailable or server shutting down; nothing was stored",
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: type = str
+    description: str = ""
+    required: bool = False
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+@dataclass(frozen=True)
+class Op:
+    method: str
+    path: str
+    summary: str
+    tag: str
+    auth: str = USER
+    body: Any = None
+    response: Any = None
+    status: int = 200
+    query: tuple[Param, ...] = ()
+    errors: tuple[int, ...] = (401, 422)
+    content_type: str = "application/json"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_CURSOR = Param("cursor", str, "opaque cursor from a previous page's nextCursor")
+
+
+def _limit(most: int) -> Param:
+    return Param("limit", int, f"page size, 1 to {most}", minimum=1, maximum=most)
+
+
+def _json_obj() -> Any:
+    return dict[str, Any]
+
+
+OPERATIONS: tuple[Op, ...] = (
+    # ---- health and operations
+    Op("GET", "/healthz", "Liveness", "operations", PUBLIC, response=_json_obj(), errors=()),
+    Op(
+        "GET",
+        "/readyz",
+        "Readiness: database and Redis",
+        "operations",
+        PUBLIC,
+        response=_json_obj(),
+        errors=(503,),
+    ),
+    Op(
+        "GET",
+        "/metrics",
+        "Prometheus metrics of this process",
+        "operations",
+        PUBLIC,
+        content_type="text/plain",
+        errors=(),
+    ),
+    # ---- messaging
+    Op(
+        "POST",
+        "/api/messages/conversations",
+        "Create a conversation (or get the existing direct one: 200)",
+        "messages",
+        body=msg.CreateConversation,
+        response=msg.Conversation,
+        status=201,
+        errors=(400, 401, 422, 503),
+    ),
+    Op(
+        "GET",
+        "/api/messages/conversations",
+        "Your conversations, most recent activity first",
+        "messages",
+        response=msg.ConversationPage,
+        query=(_CURSOR, _limit(100)),
+    ),
+    Op(
+        "POST",
+        "/api/messages/send",
+        "Send a message",
+        "messages",
+        body=msg.SendMessage,
+        response=msg.Message,
+        status=201,
+        errors=(400, 401, 403, 404, 422, 429, 503),
+    ),
+    Op(
+        "POST",
+        "/api/messages/{message_id}/read",
+        "Mark a message and all earlier ones read",
+        "messages",
+        response=msg.ReadReceipt,
+        errors=(401, 404, 503),
+    ),
+    Op(
+        "GET",
+        "/api/messages/{conversation_id}",
+        "Messages in seq order",
+        "messages",
+        response=msg.MessagePage,
+        query=(
+            Param("before", int, "only seq < before (newest page first)", minimum=1, maximum=2**53),
+            Param("after", int, "only seq > after", minimum=0, maximum=2**53),
+            _limit(100),
+        ),
+        errors=(401, 404, 422),
+    ),
+    # ---- attachments
+    Op(
+        "POST",
+        "/api/messages/attachments",
+        "Upload a file for a conversation (multipart: conversationId, file)",
+        "attachments",
+        body="multipart",
+        response=att.AttachmentInfo,
+        status=201,
+        errors=(400, 401, 404, 413, 415, 422),
+    ),
+    Op(
+        "POST",
+        "/api/messages/attachments/presign",
+        "Direct upload to S3: a presigned PUT URL",
+        "attachments",
+        body=att.PresignUpload,
+        response=att.PresignedUpload,
+        status=201,
+        errors=(400, 401, 404, 413, 415, 422),
+    ),
+    Op(
+        "POST",
+        "/api/messages/attachments/{attachment_id}/confirm",
+        "Confirm a direct upload",
+        "attachments",
+        response=att.AttachmentInfo,
+        errors=(401, 404, 413, 415, 422),
+    ),
+    Op(
+        "GET",
+        "/api/messages/attachments/{attachment_id}",
+        "Download (participants only; S3 redirects to a short-lived URL)",
+        "attachments",
+        content_type="*/*",
+        errors=(401, 404),
+    ),
+    Op(
+        "POST",
+        "/api/email/attachments",
+        "Upload a file to attach to emails (multipart: file)",
+        "email",
+        SERVICE,
+        body="multipart",
+        response=att.AttachmentInfo,
+        status=201,
+        errors=(400, 401, 403, 413, 415, 422),
+    ),
+    # ---- email
+    Op(
+        "POST",
+        "/api/email/send",
+        "Queue an email (template + data, or subject + html/text)",
+        "email",
+        SERVICE,
+        body=em.SendEmail,
+        response=em.Accepted,
+        status=202,
+        errors=(400, 401, 403, 409, 413, 422, 429, 503),
+        extra={
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "schema": {"type": "string", "maxLength": 255},
+                }
+            ]
+        },
+    ),
+    Op(
+        "POST",
+        "/api/email/batch",
+        "Queue up to 1000 emails; one result per item",
+        "email",
+        SERVICE,
+        body=em.SendBatch,
+        response=em.BatchAccepted,
+        status=202,
+        errors=(400, 401, 403, 409, 413, 422, 429, 503),
+        extra={
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "schema": {"type": "string", "maxLength": 255},
+                }
+            ]
+        },
+    ),
+    Op(
+        "GET",
+        "/api/email/{email_id}/status",
+        "Delivery status and event history",
+        "email",
+        SERVICE,
+        response=em.EmailStatus,
+        errors=(401, 403, 404),
+    ),
+    Op(
+        "GET",
+        "/api/email/suppressions",
+        "Suppressed addresses",
+        "email",
+        SERVICE,
+        response=em.SuppressionPage,
+        query=(_CURSOR, _limit(500)),
+        errors=(401, 403, 422),
+    ),
+    Op(
+        "DELETE",
+        "/api/email/suppressions/{address}",
+        "Remove an address from the suppression list",
+        "email",
+        SERVICE,
+        errors=(401, 403, 404),
+    ),
+    Op(
+        "POST",
+        "/api/email/webhooks/sendgrid",
+        "SendGrid signed Event Webhook",
+        "email",
+        SIGNED,
+        body=list[dict[str, Any]],
+        response=_json_obj(),
+        errors=(400, 403, 413),
+    ),
+    Op(
+        "POST",
+        "/api/email/webhooks/ses",
+        "Amazon SNS notifications for SES",
+        "email",
+        SIGNED,
+        body=_json_obj(),
+        response=_json_obj(),
+        errors=(400, 403, 413, 422),
+    ),
+    Op(
+        "GET",
+        "/dev/emails",
+        "Development: emails the dev provider kept",
+        "email",
+        PUBLIC,
+        response=dict[str, list[em.DevEmail]],
+        query=(_limit(500),),
+        errors=(404, 422),
+    ),
+    # ---- notifications
+    Op(
+        "GET",
+        "/api/notifications",
+        "Your notifications, newest first",
+        "notifications",
+        response=nt.NotificationPage,
+        query=(Param("unread", bool, "only unread"), _CURSOR, _limit(100)),
+    ),
+    Op(
+        "POST",
+        "/api/notifications/{notification_id}/read",
+        "Mark one read",
+        "notifications",
+        response=nt.InboxCount,
+        errors=(401, 404),
+    ),
+    Op(
+        "POST",
+        "/api/notifications/read-all",
+        "Mark all read",
+        "notifications",
+        response=nt.InboxCount,
+        errors=(401,),
+    ),
+    Op(
+        "GET",
+        "/api/notifications/preferences",
+        "Your preferences",
+        "notifications",
+        response=nt.Preferences,
+        errors=(401,),
+    ),
+    Op(
+        "PUT",
+        "/api/notifications/preferences",
+        "Change your preferences",
+        "notifications",
+        body=nt.PreferencesUpdate,
+        response=nt.Preferences,
+        errors=(400, 401, 422),
+    ),
+    Op(
+        "POST",
+        "/api/notifications/send",
+        "Notify users",
+        "notifications",
+        SERVICE,
+        body=nt.SendNotification,
+        response=nt.Accepted,
+        status=202,
+        errors=(400, 401, 403, 422, 503),
+    ),
+    Op(
+        "POST",
+        "/api/notifications/nda/request",
+        "NDA requested: notify the pitch owner",
+        "workflows",
+        SERVICE,
+        body=nt.NdaRequest,
+        response=nt.Accepted,
+        status=202,
+        errors=(400, 401, 403, 422, 503),
+    ),
+    Op(
+        "POST",
+        "/api/notifications/nda/approved",
+        "NDA approved: notify the requester",
+        "workflows",
+        SERVICE,
+        body=nt.NdaDecision,
+        response=nt.Accepted,
+        status=202,
+        errors=(400, 401, 403, 422, 503),
+    ),
+    Op(
+        "POST",
+        "/api/notifications/nda/rejected",
+        "NDA rejected: notify the requester",
+        "workflows",
+        SERVICE,
+        body=nt.NdaDecision,
+        response=nt.Accepted,
+        status=202,
+        errors=(400, 401, 403, 422, 503),
+    ),
+    Op(
+        "POST",
+        "/api/notifications/investment",
+        "Investment status: notify the parties",
+        "workflows",
+        SERVICE,
+        body=nt.InvestmentEvent,
+        response=nt.Accepted,
+        status=202,
+        errors=(400, 401, 403, 422, 503),
+    ),
+    Op(
+        "POST",
+        "/api/notifications/production",
+        "Production stage changed: notify the team",
+        "workflows",
+        SERVICE,
+        body=nt.ProductionUpdate,
+        response=nt.Accepted,
+        status=202,
+        errors=(400, 401, 403, 422, 503),
+    ),
+    Op(
+        "POST",
+        "/api/notifications/marketplace",
+        "New pitch matching interests: notify users",
+        "workflows",
+        SERVICE,
+        body=nt.MarketplaceAlert,
+        response=nt.Accepted,
+        status=202,
+        errors=(400, 401, 403, 422, 503),
+    ),
+    Op(
+        "PUT",
+        "/api/users/{user_id}",
+        "Set a user's email, name, timezone, locale",
+        "users",
+        SERVICE,
+        body=nt.UserUpdate,
+        response=nt.UserProfile,
+        errors=(400, 401, 403, 422),
+    ),
+)
+
+# Routes that are not part of the JSON API.
+UNDOCUMENTED = {"/ws", "/static", "/docs", "/docs/assets", "/openapi.json", "/demo"}
+
+
+def _param_schema(param: Param) -> dict[str, Any]:
+    if param.kind is int:
+        schema: dict[str, Any] = {"type": "integer"}
+        if param.minimum is not None:
+            schema["minimum"] = param.minimum
+        if param.maximum is not None:
+            schema["maximum"] = param.maximum
+        return schema
+    if param.kind is bool:
+        return {"type": "string", "enum": ["true", "false"]}
+    return {"type": "string"}
+
+
+@cache
+def build() -> dict[str, Any]:
+    types: list[Any] = [msg.Error]
+    for op in OPERATIONS:
+        for item in (op.body, op.response):
+            if item is not None and item != "multipart":
+                types.append(item)
+    schemas, components = msgspec.json.schema_components(
+        types, ref_template="#/components/schemas/{name}"
+    )
+    by_type = dict(zip(map(id, types), schemas, strict=True))
+    error_ref = by_type[id(msg.Error)]
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        operation: dict[str, Any] = {
+            "summary": op.summary,
+            "tags": [op.tag],
+            "operationId": _operation_id(op),
+        }
+        parameters: list[dict[str, Any]] = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _path_params(op.path)
+        ]
+        parameters += [
+            {
+                "name": p.name,
+                "in": "query",
+                "required": p.required,
+                "description": p.description,
+                "schema": _param_schema(p),
+            }
+            for p in op.query
+        ]
+        parameters += op.extra.get("parameters", [])
+        if parameters:
+            operation["parameters"] = parameters
+        if op.auth in (USER, SERVICE):
+            operation["security"] = [{"bearer": []}]
+            if op.auth == SERVICE:
+                operation["description"] = "Needs a token with role service or admin."
+        elif op.auth == SIGNED:
+            operation["description"] = (
+                "Authenticated by the provider's signature, verified before parsing."
+            )
+        if op.body == "multipart":
+            operation["requestBody"] = {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "conversationId": {"type": "string"},
+                                "file": {"type": "string", "format": "binary"},
+                            },
+                            "required": ["file"],
+                        }
+                    }
+                },
+            }
+        elif op.body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": by_type[id(op.body)]}},
+            }
+        ok: dict[str, Any] = {"description": "Success"}
+        if op.response is not None:
+            ok["content"] = {op.content_type: {"schema": by_type[id(op.response)]}}
+        elif op.content_type != "application/json":
+            ok["content"] = {op.content_type: {"schema": {"type": "string"}}}
+        responses: dict[str, Any] = {str(op.status): ok}
+        if op.method == "GET" and op.path == "/api/messages/attachments/{attachment_id}":
+            responses["302"] = {"description": "Redirect to a short-lived presigned URL (S3)"}
+        if op.path == "/api/messages/conversations" and op.method == "POST":
+            responses["200"] = {
+                "description": "The existing direct conversation",
+                "content": {"application/json": {"schema": by_type[id(op.response)]}},
+            }
+        for status in op.errors:
+            responses[str(status)] = {
+                "description": _ERRORS[status],
+                "content": {"application/json": {"schema": error_ref}},
+            }
+        operation["responses"] = responses
+        paths.setdefault(op.path, {})[op.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Pitchey Comms",
+            "version": "0.1.0",
+            "description": "Messaging, notifications and email delivery. "
+            "The WebSocket protocol at /ws is described in docs/protocol.md.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+    }
+
+
+def _operation_id(op: Op) -> str:
+    words = op.path.strip("/").replace("{", "").replace("}", "").replace("-", "_").split("/")
+    return "_".join([op.method.lower(), *words])
+
+
+def _path_params(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
