@@ -173,11 +173,15 @@ class Room:
             self.sessions[session] = None
             session.subscriptions.add(self.conversation_id)
             self._local_users[session.user_id] += 1
-            if self._local_users[session.user_id] == 1 and await self._presence.join(
-                self.conversation_id, session.user_id
+            if self._local_users[session.user_id] == 1 and await self._presence_change(
+                session.user_id, joined=True
             ):
                 await self._publish_presence(session.user_id, True)
-        online = await self._presence.online(self.conversation_id)
+        try:
+            online = await self._presence.online(self.conversation_id)
+        except Exception:
+            log.warning("presence of %s unavailable; listing local users", self.conversation_id)
+            online = sorted(self._local_users)
         subscribed = Subscribed(
             conversation_id=self.conversation_id,
             seq=self.last_seq,
@@ -199,8 +203,19 @@ class Room:
         self._local_users[user] -= 1
         if self._local_users[user] <= 0:
             del self._local_users[user]
-            if await self._presence.leave(self.conversation_id, user):
+            if await self._presence_change(user, joined=False):
                 await self._publish_presence(user, False)
+
+    async def _presence_change(self, user_id: str, *, joined: bool) -> bool:
+        """Tell the tracker; True if the user's online state changed. Never raises:
+        a presence backend failure must not take the room (and its sessions) down."""
+        try:
+            if joined:
+                return await self._presence.join(self.conversation_id, user_id)
+            return await self._presence.leave(self.conversation_id, user_id)
+        except Exception:
+            log.warning("presence update for %s in %s failed", user_id, self.conversation_id)
+            return False
 
     async def _publish_presence(self, user_id: str, online: bool) -> None:
         frame = encode(

@@ -73,7 +73,10 @@ class Messaging:
         profile = (caller.email, caller.name)
         if self._known_users.get(caller.user_id) == profile:
             return
-        await self.store.upsert_user(caller.user_id, caller.email, caller.name)
+        try:
+            await self.store.upsert_user(caller.user_id, caller.email, caller.name)
+        except DatabaseUnavailable as exc:
+            raise Unavailable("storage unavailable") from exc
         self._known_users[caller.user_id] = profile
 
     # ---- membership -------------------------------------------------------------
@@ -81,7 +84,10 @@ class Messaging:
     async def members(self, conversation_id: str) -> frozenset[str]:
         members = self._members.get(conversation_id)
         if members is None:
-            members = frozenset(await self.store.participants(conversation_id))
+            try:
+                members = frozenset(await self.store.participants(conversation_id))
+            except DatabaseUnavailable as exc:
+                raise Unavailable("storage unavailable") from exc
             if members:
                 self._members[conversation_id] = members
                 if len(self._members) > _PARTICIPANT_CACHE:
@@ -180,6 +186,9 @@ class Messaging:
             raise Invalid(f"content is longer than {self.max_chars} characters")
         if not content.strip() and not attachments:
             raise Invalid("content must not be blank")
+        if "\x00" in content:
+            # PostgreSQL text cannot hold NUL; refused the same way on every backend.
+            raise Invalid("content must not contain NUL characters")
         await self.require_member(caller.user_id, conversation_id)
         if self.rate_per_minute:
             retry_after = await self.limiter.hit(

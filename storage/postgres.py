@@ -17,17 +17,25 @@ def _sql(sql: str) -> str:
     return to_dollar_params(sql)
 
 
+# Errors that mean "the database cannot be used right now", not "this query is wrong":
+# connection refused or lost, server shutting down or terminating us (57xxx), the
+# database gone or closed to connections, out of connections or resources (53xxx).
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.ObjectNotInPrerequisiteStateError,
+)
+
+
 def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, asyncpg.UniqueViolationError | asyncpg.ForeignKeyViolationError):
         return IntegrityError(str(exc))
-    if isinstance(
-        exc,
-        OSError
-        | asyncpg.CannotConnectNowError
-        | asyncpg.ConnectionDoesNotExistError
-        | asyncpg.InterfaceError
-        | TimeoutError,
-    ):
+    if isinstance(exc, _UNAVAILABLE):
         return DatabaseUnavailable(str(exc) or type(exc).__name__)
     return exc
 
@@ -75,10 +83,17 @@ class PostgresDatabase:
         if self._pool is None:
             raise DatabaseUnavailable("database pool is closed")
         try:
-            async with self._pool.acquire(timeout=10) as conn:
-                yield conn
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            conn = await self._pool.acquire(timeout=10)
+        except Exception as exc:
+            # Whatever stops us from getting a connection, the database is unavailable.
             raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
+        try:
+            yield conn
+        finally:
+            try:
+                await self._pool.release(conn)
+            except Exception:
+                conn.terminate()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PgConn]:
@@ -86,8 +101,12 @@ class PostgresDatabase:
             try:
                 async with conn.transaction():
                     yield _PgConn(conn)
-            except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as exc:
-                raise IntegrityError(str(exc)) from exc
+            except Exception as exc:
+                # BEGIN or COMMIT failed (statements inside translate their own errors).
+                translated = _translate(exc)
+                if translated is exc:
+                    raise
+                raise translated from exc
 
 
 class _PgConn:
