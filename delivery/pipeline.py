@@ -42,6 +42,7 @@ def build_email(
         sendgrid_api_key=settings.sendgrid_api_key,
         sendgrid_api_url=settings.sendgrid_api_url,
         sendgrid_timeout=settings.sendgrid_timeout,
+        sendgrid_connections=settings.email_send_concurrency,
         aws_access_key_id=settings.aws_ses_access_key,
         aws_secret_access_key=settings.aws_ses_secret_key,
         aws_region=settings.aws_ses_region,

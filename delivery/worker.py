@@ -77,8 +77,9 @@ class EmailWorker:
         self.per_minute = per_minute
         self.per_hour = per_hour
         self.ses_sender = ses_sender
-        # Claimed but unfinished emails are bounded, so leases do not expire while waiting.
-        self.capacity = max(batch_size, concurrency)
+        # Claimed but unfinished emails are bounded (one batch waits while the previous
+        # ones send), so leases do not expire in the queue for a send slot.
+        self.capacity = batch_size + concurrency
         self._providers = {p.name: p for p in (router.primary, router.fallback) if p is not None}
         self._send_slots = asyncio.Semaphore(concurrency)
         self._pending = 0
@@ -135,7 +136,9 @@ class EmailWorker:
     async def _run(self) -> None:
         while True:
             room = self.capacity - len(self._inflight)
-            if room <= 0:
+            # Claim whole batches: a claim is a write transaction, one per email would
+            # make the database the bottleneck.
+            if room < self.batch_size:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
@@ -143,7 +146,7 @@ class EmailWorker:
             if pause > 0:
                 await asyncio.sleep(pause)
             # After a rate-limit denial claim one at a time, not a batch to put back.
-            want = 1 if self._paced_until else min(self.batch_size, room)
+            want = 1 if self._paced_until else self.batch_size
             try:
                 self._pending = 0
                 batch = await self.store.claim(self.id, want, self.claim_ttl)

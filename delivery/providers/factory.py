@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from delivery.providers.base import EmailProvider
 from delivery.providers.dev import DevProvider
+from delivery.providers.spread import RoundRobinProvider
 
 # Provider modules are imported only when configured: aiobotocore is slow to import.
 SENDGRID_API_URL = "https://api.sendgrid.com"
+# httpcore scans its whole pool per request; past about 8 connections the scan dominates.
+CONNECTIONS_PER_CLIENT = 8
 
 
 def build_providers(
@@ -19,6 +22,7 @@ def build_providers(
     ses_endpoint_url: str | None = None,
     ses_configuration_set: str | None = None,
     sendgrid_timeout: float | None = None,
+    sendgrid_connections: int | None = None,
 ) -> tuple[EmailProvider, EmailProvider | None]:
     """(primary, fallback): SendGrid first when configured, SES next, dev when neither."""
     providers: list[EmailProvider] = []
@@ -30,9 +34,29 @@ def build_providers(
         timeout = DEFAULT_TIMEOUT
         if sendgrid_timeout is not None:
             timeout = httpx.Timeout(sendgrid_timeout, connect=min(5.0, sendgrid_timeout))
-        providers.append(
-            SendGridProvider(sendgrid_api_key, api_url=sendgrid_api_url, timeout=timeout)
-        )
+        if sendgrid_connections is None:
+            providers.append(
+                SendGridProvider(sendgrid_api_key, api_url=sendgrid_api_url, timeout=timeout)
+            )
+        else:
+            # Kept-alive connections for every concurrent send (httpx keeps 20 by default
+            # and reconnecting costs more than the send), spread over small pools.
+            shards = -(-sendgrid_connections // CONNECTIONS_PER_CLIENT)
+            per_client = -(-sendgrid_connections // shards)
+            limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
+            providers.append(
+                RoundRobinProvider(
+                    [
+                        SendGridProvider(
+                            sendgrid_api_key,
+                            api_url=sendgrid_api_url,
+                            timeout=timeout,
+                            transport=httpx.AsyncHTTPTransport(limits=limits),
+                        )
+                        for _ in range(shards)
+                    ]
+                )
+            )
     if aws_access_key_id and aws_secret_access_key:
         from delivery.providers.ses import SesProvider
 
