@@ -6,8 +6,11 @@ store it through the group-commit writer, and let the broker carry it to the roo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +29,8 @@ from schemas.frames import ReadFrame, TypingFrame
 from schemas.messages import Conversation, ConversationPage, Message, MessagePage
 from storage.db import DatabaseUnavailable
 from storage.messages import ConversationRow, MessageStore, NewMessage, StoredMessage
+
+log = logging.getLogger("pitchey.messaging")
 
 # Participants never change after creation, so membership can be cached for good;
 # the bound only caps memory.
@@ -65,19 +70,71 @@ class Messaging:
         self.list_ttl = list_ttl
         self._members: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._known_users: dict[str, tuple[str | None, str | None]] = {}
+        self._pending_users: dict[str, tuple[str | None, str | None]] = {}
+        self._users_waiting = asyncio.Event()
+        self._users_task: asyncio.Task[None] | None = None
+        self._next_flush: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        self._users_task = asyncio.create_task(self._write_users(), name="user-directory")
+
+    async def stop(self) -> None:
+        if self._users_task is not None:
+            self._users_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._users_task
+        with contextlib.suppress(Exception):
+            await self._flush_users()
 
     # ---- people ------------------------------------------------------------------
 
-    async def remember(self, caller: Caller) -> None:
-        """Keep the user directory current from token claims, writing only on change."""
+    def remember(self, caller: Caller) -> asyncio.Future[None] | None:
+        """Keep the user directory current from token claims, writing only on change.
+
+        Written in the background, many users per transaction: a connection storm
+        must not cost one commit (and one fsync) per connecting user. Returns the
+        future of the write that will include this profile (None if nothing changed),
+        for callers that need the directory current before they go on.
+        """
         profile = (caller.email, caller.name)
         if self._known_users.get(caller.user_id) == profile:
+            return None
+        self._known_users[caller.user_id] = profile
+        self._pending_users[caller.user_id] = profile
+        if self._next_flush is None:
+            self._next_flush = asyncio.get_running_loop().create_future()
+            # WebSocket connects do not wait on it; its failure is logged by the writer.
+            self._next_flush.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._users_waiting.set()
+        return self._next_flush
+
+    async def _write_users(self) -> None:
+        while True:
+            await self._users_waiting.wait()
+            self._users_waiting.clear()
+            try:
+                await self._flush_users()
+            except Exception as exc:
+                log.warning("user directory not updated, retrying: %s", exc)
+                await asyncio.sleep(1.0)
+                self._users_waiting.set()
+
+    async def _flush_users(self) -> None:
+        pending, self._pending_users = self._pending_users, {}
+        done, self._next_flush = self._next_flush, None
+        if not pending:
             return
         try:
-            await self.store.upsert_user(caller.user_id, caller.email, caller.name)
-        except DatabaseUnavailable as exc:
-            raise Unavailable("storage unavailable") from exc
-        self._known_users[caller.user_id] = profile
+            await self.store.upsert_users([(u, e, n) for u, (e, n) in pending.items()])
+        except BaseException as exc:
+            # Kept for the next write, unless a newer profile arrived meanwhile; whoever
+            # waited on this write hears that it failed.
+            self._pending_users = {**pending, **self._pending_users}
+            if done is not None and not done.done():
+                done.set_exception(Unavailable(f"user directory not written: {exc}"))
+            raise
+        if done is not None and not done.done():
+            done.set_result(None)
 
     # ---- membership -------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeVar
 
 import msgspec
@@ -29,7 +30,16 @@ def services(request: Request) -> Services:
 async def caller(request: Request) -> Caller:
     svc = services(request)
     who = verify_token(svc.settings.jwt_secret, bearer(request.headers.get("authorization")))
-    await svc.messaging.remember(who)
+    written = svc.messaging.remember(who)
+    if written is not None:
+        # REST callers may act on the directory at once (a notification's email address):
+        # wait for the shared write. Concurrent first calls share one transaction.
+        try:
+            await asyncio.wait_for(asyncio.shield(written), 5.0)
+        except TimeoutError:
+            raise Unavailable("storage unavailable") from None
+        except Unavailable:
+            raise Unavailable("storage unavailable") from None
     return who
 
 

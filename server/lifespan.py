@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from delivery.notifications import Notifications
 from delivery.pipeline import build_email
 from rooms.attachments import start_attachments
-from delivery.notifications import Notifications
 from rooms.broker import Broker, MemoryBroker
 from rooms.cache import Cache, MemoryCache
 from rooms.presence import MemoryPresence, PresenceTracker
@@ -94,6 +94,7 @@ async def build(settings: Settings) -> Services:
     )
     writer.after_commit = messaging.after_commit
     writer.start()
+    messaging.start()
     services = Services(
         settings=settings,
         db=db,
@@ -153,6 +154,7 @@ async def shutdown(services: Services) -> None:
         session.close(CLOSE_GOING_AWAY, "server shutting down")
     # 3. Flush the group-commit writer: every acknowledged message is stored.
     await services.writer.stop()
+    await services.messaging.stop()
     for task in services.background:
         task.cancel()
     for task in services.background:

@@ -70,7 +70,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     token = websocket.query_params.get("token") or bearer(websocket.headers.get("authorization"))
     try:
         caller = verify_token(settings.jwt_secret, token)
-        await svc.messaging.remember(caller)
+        svc.messaging.remember(caller)
     except ServiceError as exc:
         await _deny(websocket, exc.status, exc.code, exc.message)
         return
