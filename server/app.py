@@ -18,7 +18,7 @@ from schemas.settings import Settings
 from server import logs
 from server.errors import http_error, service_error, unexpected_error
 from server.lifespan import lifespan_for
-from server.middleware import RequestId
+from server.middleware import RejectNul, RequestId
 from server.routes import attachments, docs, email, health, messages, notifications, pages
 from server.settings import load_settings
 from server.ws import websocket_endpoint
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestId)],
+        middleware=[Middleware(RequestId), Middleware(RejectNul)],
         lifespan=lifespan,
         exception_handlers={
             ServiceError: service_error,

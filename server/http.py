@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -52,10 +53,21 @@ async def body(request: Request, kind: type[T]) -> T:
         raise ServiceError("body is too large", code="payload_too_large")
     if not raw:
         raise Invalid("a JSON body is required")
+    reject_nul(raw)
     try:
         return msgspec.json.decode(raw, type=kind)
     except msgspec.DecodeError as exc:
         raise decode_error(exc) from None
+
+
+# An escaped NUL: `\u0000` after an even number of backslashes (`\\u0000` is the text "\u0000").
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def reject_nul(raw: bytes) -> None:
+    """PostgreSQL text cannot hold NUL; a JSON string with one is refused up front (422)."""
+    if b"u0000" in raw and _NUL.search(raw):
+        raise Invalid("strings must not contain NUL characters (\\u0000)")
 
 
 def int_param(request: Request, name: str, *, default: int | None, lo: int, hi: int) -> int | None:

@@ -1,12 +1,15 @@
-"""ASGI middleware: a request id on every REST request, its log lines and its answer."""
+"""ASGI middleware: request ids, and refusing NUL characters before anything reads them."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schemas.codec import encode
+from schemas.messages import Error, ErrorBody
 from server import logs
 
 # A caller's id is reused only when it is short and plain, so it cannot forge log lines.
@@ -35,3 +38,41 @@ class RequestId:
             await self.app(scope, receive, send_with_id)
         finally:
             logs.request_id.reset(token)
+
+
+class RejectNul:
+    """A NUL in a path or query string is refused with 400.
+
+    PostgreSQL text cannot hold NUL, and no identifier of ours contains one; refusing it
+    here keeps it from reaching storage as a 500. (Bodies: see server.http.reject_nul.)
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            raw = scope.get("raw_path") or scope["path"].encode()
+            if b"\x00" in unquote_to_bytes(raw) or b"\x00" in unquote_to_bytes(
+                scope.get("query_string", b"")
+            ):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                body = encode(
+                    Error(
+                        error=ErrorBody(
+                            code="bad_request", message="NUL characters are not allowed"
+                        )
+                    )
+                )
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 400,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

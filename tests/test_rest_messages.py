@@ -220,3 +220,18 @@ async def test_healthz(server: ServerProcess) -> None:
     async with httpx.AsyncClient(base_url=server.url) as http:
         assert (await http.get("/healthz")).json() == {"status": "ok"}
         assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_nul_characters_are_refused_not_stored(server: ServerProcess) -> None:
+    alice = uid()
+    conv = await conversation(server, alice, uid())
+    async with server.client(alice) as http:
+        in_body = await http.post(
+            "/api/messages/conversations", json={"participantIds": ["bob\u0000"], "title": "x"}
+        )
+        in_path = await http.get(f"/api/messages/{conv}%00")
+        in_query = await http.get(f"/api/messages/{conv}", params={"before": "1\u0000"})
+        literal = await send(http, conv, "the text \\u0000 is fine")
+    assert in_body.status_code == 422 and in_body.json()["error"]["code"] == "validation_error"
+    assert in_path.status_code == 400 and in_query.status_code == 400
+    assert literal.status_code == 201 and literal.json()["content"] == "the text \\u0000 is fine"

@@ -14,7 +14,7 @@ from rooms.errors import Forbidden, Invalid, NotFound, ServiceError
 from rooms.views import iso
 from schemas.email import DevEmail, SuppressionOut, SuppressionPage
 from server.auth import require_role
-from server.http import caller, ensure_accepting, int_param, json, services
+from server.http import caller, ensure_accepting, int_param, json, reject_nul, services
 
 # A batch of 1000 templated emails, or one email with 20 MiB of attachments in base64.
 MAX_EMAIL_BODY_BYTES = 30 * 1024 * 1024
@@ -38,6 +38,7 @@ async def _raw(request: Request, limit: int) -> bytes:
         raise ServiceError("body is too large", code="payload_too_large")
     if not raw:
         raise Invalid("a JSON body is required")
+    reject_nul(raw)
     return raw
 
 
