@@ -1,6 +1,6 @@
 """Servers for the attachment tests: every test runs on the local folder and on S3 (moto).
 
-moto's standalone server runs in this process and speaks real HTTP; each server
+moto's standalone server runs in its own process and speaks real HTTP; each server
 under test gets its own pair of buckets, so servers never see each other's objects.
 """
 
@@ -11,10 +11,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tests.conftest import TEST_ENV
-from tests.servers import ServerProcess, uid
+from tests.servers import ServerProcess, moto_process, uid
 
 STORAGE_BACKENDS = ("local", "s3")
 # A small limit for the shared server: the size tests reach it with a 1 MiB + 1 body.
@@ -25,11 +24,8 @@ MakeServer = Callable[..., ServerProcess]
 
 @pytest.fixture(scope="session")
 def moto_s3() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_process() as url:
+        yield url
 
 
 def s3_client(endpoint: str) -> object:
@@ -92,3 +88,20 @@ def make_att_server(tmp_path: Path, storage_backend: str, moto_s3: str) -> Itera
     yield make
     for proc in started:
         proc.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`s3_only` tests (direct uploads, expiring links) are not collected for the local folder.
+
+    Deselected rather than skipped: on the local backend there is nothing to test, and a
+    skip would read as a missing service.
+    """
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        local = params.get("storage_backend") == "local"
+        (drop if local and item.get_closest_marker("s3_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -243,11 +243,10 @@ async def test_direct_upload_with_a_presigned_url(
     assert got.content == PDF
 
 
+@pytest.mark.s3_only
 async def test_a_direct_upload_whose_bytes_lie_is_refused_at_confirm(
     att_server: ServerProcess, storage_backend: str
 ) -> None:
-    if storage_backend == "local":
-        pytest.skip("direct upload exists only on S3")
     alice, bob = uid(), uid()
     conv = await conversation(att_server, alice, bob)
     async with att_server.client(alice) as http:
@@ -269,11 +268,10 @@ async def test_a_direct_upload_whose_bytes_lie_is_refused_at_confirm(
     assert (await send(att_server, alice, conv, [plan["id"]])).status_code == 404
 
 
+@pytest.mark.s3_only
 async def test_unconfirmed_direct_uploads_cannot_be_attached(
     att_server: ServerProcess, storage_backend: str
 ) -> None:
-    if storage_backend == "local":
-        pytest.skip("direct upload exists only on S3")
     alice, bob = uid(), uid()
     conv = await conversation(att_server, alice, bob)
     async with att_server.client(alice) as http:

@@ -143,11 +143,10 @@ def _object_exists(server: ServerProcess, backend: str, moto_s3: str, key: str) 
     return bool(listed.get("KeyCount"))
 
 
+@pytest.mark.s3_only
 async def test_a_download_link_expires_quickly(
     make_att_server: MakeServer, storage_backend: str
 ) -> None:
-    if storage_backend == "local":
-        pytest.skip("the local backend streams the file itself; there is no link to expire")
     server = make_att_server(ATTACHMENT_URL_TTL="1")
     alice, bob = uid(), uid()
     conv = await conversation(server, alice, bob)
