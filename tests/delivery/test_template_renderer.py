@@ -11,6 +11,13 @@ from delivery.render import MissingVariable, TemplateRenderer, UnknownTemplate
 
 BUILTIN_SAMPLES: dict[str, dict[str, object]] = {
     "welcome": {"name": "Ann"},
+    # The generic template for /api/notifications/send and types without their own.
+    "notification": {
+        "recipient_name": "Ann",
+        "title": "Your pitch was shortlisted",
+        "message": "Night Owl made the festival shortlist.",
+        "url": "https://pitchey.test/p/1",
+    },
     "nda_request": {
         "recipient_name": "Ann",
         "requester_name": "Bo",
