@@ -171,7 +171,7 @@ class Room:
                     recovered = False
         if new:
             self.sessions[session] = None
-            session.subscriptions.add(self.conversation_id)
+            session.subscriptions.append(self.conversation_id)
             self._local_users[session.user_id] += 1
             if self._local_users[session.user_id] == 1 and await self._presence_change(
                 session.user_id, joined=True
@@ -198,7 +198,8 @@ class Room:
         if session not in self.sessions:
             return
         del self.sessions[session]
-        session.subscriptions.discard(self.conversation_id)
+        if self.conversation_id in session.subscriptions:
+            session.subscriptions.remove(self.conversation_id)
         user = session.user_id
         self._local_users[user] -= 1
         if self._local_users[user] <= 0:

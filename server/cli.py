@@ -88,6 +88,12 @@ def _serve(host: str, port: int, workers: int) -> int:
     uvicorn.run(
         "server.app:create_app",
         factory=True,
+        # The Gateway's __call__ returns the handler's coroutine instead of awaiting it;
+        # uvicorn would otherwise take a non-coroutine __call__ for ASGI 2.
+        interface="asgi3",
+        # No client address is used (no access log, no IP rules), and the proxy-headers
+        # wrapper would keep one more coroutine frame alive per connection.
+        proxy_headers=False,
         host=host,
         port=port,
         workers=workers,

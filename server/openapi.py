@@ -515,7 +515,8 @@ def build() -> dict[str, Any]:
                 "description": "The existing direct conversation",
                 "content": {"application/json": {"schema": by_type[id(op.response)]}},
             }
-        for status in op.errors:
+        # Any route answers 400 to a NUL in its path or query (server.middleware.RejectNul).
+        for status in sorted({*op.errors, 400}):
             responses[str(status)] = {
                 "description": _ERRORS[status],
                 "content": {"application/json": {"schema": error_ref}},

@@ -38,6 +38,9 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     def sink_write(self, wire: bytes) -> None:
         self.transport.write(wire)
 
+    def sink_writelines(self, wires: list[bytes]) -> None:
+        self.transport.writelines(wires)
+
     def sink_close(self, code: int, reason: str) -> None:
         """Start the closing handshake now, whatever is queued, and release the app's reader."""
         if self.close_sent or self.disconnected or self.transport.is_closing():

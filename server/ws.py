@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 from starlette.responses import Response
+from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from rooms import metrics
@@ -92,8 +93,16 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     writer = None
     if sink is None:
         writer = asyncio.create_task(_write(websocket, session), name=f"ws-writer:{session.id}")
+    # The read loop is inlined and reads the ASGI receive callable directly: each coroutine
+    # frame on this path lives as long as the connection, so idle connections cost less.
+    receive = websocket._receive
     try:
-        await _read(websocket, session, caller, svc)
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            if not session.closed:  # else: closing; wait for the disconnect
+                await _handle(message, session, caller, svc)
     except WebSocketDisconnect:
         pass
     finally:
@@ -127,31 +136,25 @@ async def _write(websocket: WebSocket, session: Session) -> None:
         session.close(CLOSE_GOING_AWAY, "")
 
 
-async def _read(websocket: WebSocket, session: Session, caller: Caller, svc: Services) -> None:
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        if session.closed:
-            continue  # the connection is closing; wait for the disconnect
-        session.last_seen = time.monotonic()
-        metrics.frames_in.inc()
-        text = message.get("text")
-        if text is None:
-            _error(session, "unsupported_frame", "binary frames are not supported; send JSON text")
-            continue
-        try:
-            frame = client_frame_decoder.decode(text)
-        except msgspec.ValidationError as exc:
-            _error(session, "invalid_frame", str(exc))
-            continue
-        except msgspec.DecodeError as exc:
-            _error(session, "invalid_json", f"frame is not valid JSON: {exc}")
-            continue
-        try:
-            await _dispatch(frame, session, caller, svc)
-        except ServiceError as exc:
-            _error(session, exc.code, exc.message, _ref(frame))
+async def _handle(message: Message, session: Session, caller: Caller, svc: Services) -> None:
+    session.last_seen = time.monotonic()
+    metrics.frames_in.inc()
+    text = message.get("text")
+    if text is None:
+        _error(session, "unsupported_frame", "binary frames are not supported; send JSON text")
+        return
+    try:
+        frame = client_frame_decoder.decode(text)
+    except msgspec.ValidationError as exc:
+        _error(session, "invalid_frame", str(exc))
+        return
+    except msgspec.DecodeError as exc:
+        _error(session, "invalid_json", f"frame is not valid JSON: {exc}")
+        return
+    try:
+        await _dispatch(frame, session, caller, svc)
+    except ServiceError as exc:
+        _error(session, exc.code, exc.message, _ref(frame))
 
 
 async def _dispatch(frame: AnyClientFrame, session: Session, caller: Caller, svc: Services) -> None:
