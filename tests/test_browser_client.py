@@ -72,3 +72,33 @@ async def test_two_pages_chat_and_an_offline_page_misses_nothing(
     await b.screenshot(OUTPUT / "browser-client-recovered.png")
     await a.close()
     await b.close()
+
+
+async def test_a_page_receives_a_notification_live(
+    make_server: Callable[..., ServerProcess], browser: Browser
+) -> None:
+    server = make_server()
+    alice, bob = uid(), uid()
+    conv = await conversation(server, alice, bob)
+    page = await open_demo(browser, server, bob, conv)
+    async with server.client(uid(), role="service") as http:
+        response = await http.post(
+            "/api/notifications/send",
+            json={
+                "userId": bob,
+                "type": "marketplace_alert",
+                "title": "A new pitch matches your interests",
+                "message": "Night Owl, a neo-noir feature, is looking for co-producers.",
+                "channels": ["in-app"],
+            },
+        )
+    assert response.status_code == 202, response.text
+    shown = await page.wait_for(
+        "document.querySelector('#notifications li')?.textContent.includes('Night Owl') && "
+        "[document.querySelector('#notifications li').textContent, "
+        "document.getElementById('unread').textContent]"
+    )
+    assert shown[0].startswith("A new pitch matches your interests")
+    assert shown[1] == "1"
+    await page.screenshot(OUTPUT / "browser-notification.png")
+    await page.close()
