@@ -12,10 +12,10 @@ from types import ModuleType
 from typing import Any
 
 from benchmarks import machine, report
-from benchmarks.scenarios import Metric, fanout, idle
+from benchmarks.scenarios import Metric, chat, fanout, idle
 from benchmarks.targets import TARGET_NAMES, all_targets, ensure_node_modules
 
-SCENARIOS: dict[str, ModuleType] = {"fanout": fanout, "idle": idle}
+SCENARIOS: dict[str, ModuleType] = {"fanout": fanout, "chat": chat, "idle": idle}
 OURS = "pitchey"
 
 

@@ -6,15 +6,16 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 import msgspec
 
-from benchmarks.servers import LOADGEN_CPU, REPO, SERVER_CPU, free_port, pinned, serve
-from benchmarks.spec import FanoutResult, IdleResult, Ladder, LoadSpec
-from benchmarks.targets import BENCH_DIR, Target
+from benchmarks.servers import LOADGEN_CPU, REPO, SERVER_CPU, Running, free_port, pinned, serve
+from benchmarks.spec import P99_LIMIT_MS, FanoutResult, IdleResult, Ladder, LoadSpec
+from benchmarks.targets import BENCH_DIR, Audience, Target
 
 RAW_DIR = BENCH_DIR / "results" / "raw"
 LOADGEN_ARGV = [sys.executable, "-m", "benchmarks.loadgen"]
@@ -28,27 +29,34 @@ def loadgen_bound_s(spec: LoadSpec) -> float:
 
 
 def run_loadgen(spec: LoadSpec) -> FanoutResult | IdleResult:
+    """The load generator pinned to its core; scale-out unpins it (`spec.extra_ports`)."""
     done = subprocess.run(
-        pinned(LOADGEN_CPU, LOADGEN_ARGV),
+        LOADGEN_ARGV if spec.extra_ports else pinned(LOADGEN_CPU, LOADGEN_ARGV),
         input=msgspec.json.encode(spec),
         stdout=subprocess.PIPE,
         cwd=REPO,
         check=True,
         timeout=loadgen_bound_s(spec),
     )
-    if spec.mode == "fanout":
+    if spec.mode in ("fanout", "chat"):
         return msgspec.json.decode(done.stdout, type=FanoutResult)
     return msgspec.json.decode(done.stdout, type=IdleResult)
 
 
 def measure(
     target: Target,
-    mode: Literal["fanout", "idle"],
+    mode: Literal["fanout", "idle", "chat"],
     subscribers: int,
     ladder: Ladder,
     stamp: str,
+    prepare: Callable[[Running], Audience] | None = None,
+    p99_limit_ms: float = P99_LIMIT_MS,
+    tag: str = "",
 ) -> dict[str, Any]:
-    """Run one target at one size; failures are recorded, not raised."""
+    """Run one target at one size; failures are recorded, not raised.
+
+    `prepare` replaces the target's own room set-up (chat's two-person conversations);
+    `tag` tells apart log files of measurements of one target at one size (backends)."""
     entry: dict[str, Any] = {
         "target": target.name,
         "label": target.label,
@@ -60,14 +68,18 @@ def measure(
         return {**entry, "status": "skipped", "reason": reason}
     port = free_port()
     entry["server_command"] = shlex.join(pinned(SERVER_CPU, target.argv(port)))
-    log = RAW_DIR / f"{stamp}-{mode}-{target.name}-{subscribers}.log"
+    log = RAW_DIR / f"{stamp}-{mode}-{target.name}{tag}-{subscribers}.log"
     print(f"[{target.name}] {mode} with {subscribers} subscribers", file=sys.stderr)
     try:
         with (
             tempfile.TemporaryDirectory(prefix="pitchey-bench-") as workdir,
             serve(target.argv(port), target.env(Path(workdir)), port, log) as running,
         ):
-            audience = target.prepare(running, subscribers, min(ROOM_SIZE, subscribers))
+            audience = (
+                prepare(running)
+                if prepare
+                else target.prepare(running, subscribers, min(ROOM_SIZE, subscribers))
+            )
             spec = LoadSpec(
                 mode=mode,
                 port=port,
@@ -79,6 +91,7 @@ def measure(
                 subscriber_tokens=audience.subscriber_tokens,
                 publisher_token=audience.publisher_token,
                 ladder=ladder,
+                p99_limit_ms=p99_limit_ms,
             )
             result = run_loadgen(spec)
     except (RuntimeError, OSError, subprocess.SubprocessError, ValueError, httpx.HTTPError) as exc:

@@ -12,7 +12,7 @@ import asyncio
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import numpy as np
@@ -23,7 +23,6 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 from benchmarks import payload
 from benchmarks.dialects import ENGINEIO_PONG, SOCKETIO_CONNECT, Dialect, Reply, Room
 from benchmarks.spec import (
-    P99_LIMIT_MS,
     Connect,
     FanoutResult,
     IdleResult,
@@ -37,6 +36,7 @@ PAUSE_AFTER_PASS_S = 1.0
 WARMUP_S = 2.0  # an unrecorded first step: first-use costs (imports, caches, JIT) are not load
 # p99 over fewer fan-outs than this is one slow publish; low rates run longer to reach it.
 MIN_PUBLISHES = 10
+CHAT_COPIES = 2  # our server delivers a message to both participants, its sender included
 PAUSE_AFTER_FAIL_S = 3.0  # an overloaded server may still be flushing buffers or collecting
 
 
@@ -110,9 +110,13 @@ def server_rss_kb(pid: int) -> int:
     return int(sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])) // 1024
 
 
-def server_cpu_s(pid: int) -> float:
-    proc = psutil.Process(pid)
-    return sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)])
+def server_cpu_s(*pids: int) -> float:
+    """User + system CPU seconds of the server processes and their children."""
+    total = 0.0
+    for pid in pids:
+        proc = psutil.Process(pid)
+        total += sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)])
+    return total
 
 
 def machine_busy_s() -> float:
@@ -136,9 +140,11 @@ async def open_clients(
     """Connect every subscriber (bounded concurrency) and wait until each has joined."""
     sem = asyncio.Semaphore(spec.connect_concurrency)
     tokens = spec.subscriber_tokens
+    ports = [spec.port, *spec.extra_ports]
 
     async def one(i: int) -> tuple[WSTransport, Client] | None:
-        url = f"ws://127.0.0.1:{spec.port}" + run.dialect.path(tokens[i] if tokens else None)
+        port = ports[i % len(ports)]
+        url = f"ws://127.0.0.1:{port}" + run.dialect.path(tokens[i] if tokens else None)
         room = spec.rooms[i // spec.room_size]
         client = Client(run, room, counted=True)
         async with sem:
@@ -177,31 +183,78 @@ async def run_step(
     offered: int,
     seconds: float,
 ) -> Step:
-    ladder = spec.ladder
-    n = len(subscribers)
-    rate = offered / n  # publishes per second
+    """Fan-out: one publisher to rooms[0]; `offered` counts deliveries (publishes x n)."""
+    rate = offered / len(subscribers)  # publishes per second
     total = max(MIN_PUBLISHES, round(rate * seconds))
+
+    def send(i: int, content: str) -> None:
+        frame = run.dialect.publish_frame(spec.rooms[0], content, f"{step}-{i}")
+        publisher.send(WSMsgType.TEXT, frame.encode())
+
+    return await measure_step(
+        spec, run, subscribers, step, offered, total, rate, send, total * len(subscribers)
+    )
+
+
+async def run_chat_step(
+    spec: LoadSpec,
+    run: Run,
+    clients: list[tuple[WSTransport, Client]],
+    step: int,
+    offered: int,
+    seconds: float,
+) -> Step:
+    """Chat: message i is sent by client i % n into its own two-person conversation;
+    `offered` counts sent (persisted) messages, each expected at both participants."""
+    total = max(MIN_PUBLISHES, round(offered * seconds))
+    n = len(clients)
+
+    def send(i: int, content: str) -> None:
+        transport, client = clients[i % n]
+        frame = run.dialect.publish_frame(client.room, content, f"{step}-{i}")
+        transport.send(WSMsgType.TEXT, frame.encode())
+
+    counted = [client for _, client in clients]
+    step_result = await measure_step(
+        spec, run, counted, step, offered, total, offered, send, total * CHAT_COPIES
+    )
+    # Report persisted messages per second: deliveries over the copies each one makes.
+    return msgspec.structs.replace(
+        step_result, delivered_per_s=round(step_result.delivered_per_s / CHAT_COPIES, 1)
+    )
+
+
+async def measure_step(
+    spec: LoadSpec,
+    run: Run,
+    counted: list[Client],
+    step: int,
+    offered: int,
+    total: int,
+    rate: float,
+    send: Callable[[int, str], None],
+    expected: int,
+) -> Step:
+    """Send `total` messages open-loop at `rate`/s, then wait for `expected` deliveries."""
     interval_ns = round(1e9 / rate)
-    for client in subscribers:
+    for client in counted:
         client.received = 0
     run.delivered = 0
     run.errors = 0
     run.latencies_ns = []
     run.marker = payload.step_marker(step)
-    cpu0, own0, all0 = server_cpu_s(spec.server_pid), time.process_time(), machine_busy_s()
+    pids = (spec.server_pid, *spec.extra_pids)
+    cpu0, own0, all0 = server_cpu_s(*pids), time.process_time(), machine_busy_s()
     t0 = time.monotonic_ns() + 1_000_000
     for i in range(total):
         due = t0 + i * interval_ns
         ahead = due - time.monotonic_ns()
         if ahead > 0:
             await asyncio.sleep(ahead / 1e9)
-        content = payload.make_content(step, due, spec.message_size)
-        frame = run.dialect.publish_frame(spec.rooms[0], content, f"{step}-{i}")
-        publisher.send(WSMsgType.TEXT, frame.encode())
-    expected = total * n
-    await wait_until(lambda: run.delivered >= expected, ladder.drain_seconds)
+        send(i, payload.make_content(step, due, spec.message_size))
+    await wait_until(lambda: run.delivered >= expected, spec.ladder.drain_seconds)
     wall_s = (time.monotonic_ns() - t0) / 1e9
-    cpu1, own1, all1 = server_cpu_s(spec.server_pid), time.process_time(), machine_busy_s()
+    cpu1, own1, all1 = server_cpu_s(*pids), time.process_time(), machine_busy_s()
     run.marker = b"\x00"
     lat = np.array(run.latencies_ns, dtype=np.int64) / 1e6
     p50, p99, top = (
@@ -217,7 +270,7 @@ async def run_step(
         expected=expected,
         delivered=run.delivered,
         lost=lost,
-        min_per_subscriber=min(c.received for c in subscribers),
+        min_per_subscriber=min(c.received for c in counted),
         delivered_per_s=round(run.delivered / send_s, 1),
         p50_ms=_round(p50),
         p99_ms=_round(p99),
@@ -228,7 +281,7 @@ async def run_step(
         loadgen_cpu_share=round((own1 - own0) / wall_s, 3),
         error_frames=run.errors,
         other_cpu_share=round(max(0.0, (all1 - all0) - (cpu1 - cpu0) - (own1 - own0)) / wall_s, 3),
-        passed=lost == 0 and p99 is not None and p99 < P99_LIMIT_MS,
+        passed=lost == 0 and p99 is not None and p99 < spec.p99_limit_ms,
     )
 
 
@@ -244,15 +297,12 @@ def next_rate(best: int, worst: int | None, ceiling: int) -> int | None:
     return middle if middle not in (best, worst) else None
 
 
-async def fanout(spec: LoadSpec, run: Run) -> FanoutResult:
-    opened, connect = await open_clients(spec, run)
-    subscribers = [client for _, client in opened]
-    url = f"ws://127.0.0.1:{spec.port}" + run.dialect.path(spec.publisher_token)
-    joined_before = run.joined
-    publisher, _ = await ws_connect(lambda: Client(run, spec.rooms[0], counted=False), url)
-    await wait_until(lambda: run.joined > joined_before, JOIN_DEADLINE_S)
+StepFn = Callable[[int, int, float], Awaitable[Step]]  # (step number, offered, seconds)
 
-    await run_step(spec, run, subscribers, publisher, 0, spec.ladder.start, WARMUP_S)
+
+async def climb(spec: LoadSpec, run: Run, step_fn: StepFn) -> FanoutResult:
+    """Warm up, then double the offered rate while steps pass and bisect after a failure."""
+    await step_fn(0, spec.ladder.start, WARMUP_S)
     await asyncio.sleep(PAUSE_AFTER_PASS_S)
     steps: list[Step] = []
     best: Step | None = None
@@ -260,9 +310,7 @@ async def fanout(spec: LoadSpec, run: Run) -> FanoutResult:
     offered: int | None = spec.ladder.start
     refinements = 0
     while offered is not None and len(steps) < 32:
-        step = await run_step(
-            spec, run, subscribers, publisher, len(steps) + 1, offered, spec.ladder.step_seconds
-        )
+        step = await step_fn(len(steps) + 1, offered, spec.ladder.step_seconds)
         steps.append(step)
         print(_describe(step), file=sys.stderr)
         if step.passed:
@@ -278,15 +326,43 @@ async def fanout(spec: LoadSpec, run: Run) -> FanoutResult:
         offered = next_rate(best.offered_per_s if best else 0, worst, spec.ladder.ceiling)
         # Let the server drain and collect garbage between steps, longer after an overload.
         await asyncio.sleep(PAUSE_AFTER_PASS_S if step.passed else PAUSE_AFTER_FAIL_S)
-    for transport, _ in [*opened, (publisher, None)]:
-        transport.disconnect()
     return FanoutResult(
-        connect=connect,
+        connect=Connect(connected=0, failed=0, seconds=0.0, per_s=0.0),
         steps=steps,
         best_clean_per_s=best.delivered_per_s if best else 0.0,
         best_step=best,
         error_sample=run.error_sample,
     )
+
+
+async def fanout(spec: LoadSpec, run: Run) -> FanoutResult:
+    opened, connect = await open_clients(spec, run)
+    subscribers = [client for _, client in opened]
+    url = f"ws://127.0.0.1:{spec.port}" + run.dialect.path(spec.publisher_token)
+    joined_before = run.joined
+    publisher, _ = await ws_connect(lambda: Client(run, spec.rooms[0], counted=False), url)
+    await wait_until(lambda: run.joined > joined_before, JOIN_DEADLINE_S)
+
+    async def step_fn(step: int, offered: int, seconds: float) -> Step:
+        return await run_step(spec, run, subscribers, publisher, step, offered, seconds)
+
+    result = await climb(spec, run, step_fn)
+    for transport, _ in [*opened, (publisher, None)]:
+        transport.disconnect()
+    return msgspec.structs.replace(result, connect=connect)
+
+
+async def chat(spec: LoadSpec, run: Run) -> FanoutResult:
+    """Scenario 2: every client both sends into and receives from its conversation."""
+    opened, connect = await open_clients(spec, run)
+
+    async def step_fn(step: int, offered: int, seconds: float) -> Step:
+        return await run_chat_step(spec, run, opened, step, offered, seconds)
+
+    result = await climb(spec, run, step_fn)
+    for transport, _ in opened:
+        transport.disconnect()
+    return msgspec.structs.replace(result, connect=connect)
 
 
 def _describe(step: Step) -> str:
@@ -324,6 +400,8 @@ async def idle(spec: LoadSpec, run: Run) -> IdleResult:
 
 async def main_async(spec: LoadSpec) -> FanoutResult | IdleResult:
     run = Run(Dialect(spec.dialect))
+    if spec.mode == "chat":
+        return await chat(spec, run)
     return await (fanout(spec, run) if spec.mode == "fanout" else idle(spec, run))
 
 

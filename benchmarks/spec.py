@@ -23,7 +23,7 @@ class Ladder(msgspec.Struct, frozen=True):
 
 
 class LoadSpec(msgspec.Struct, frozen=True):
-    mode: Literal["fanout", "idle"]
+    mode: Literal["fanout", "idle", "chat"]
     port: int
     dialect: str
     server_pid: int
@@ -35,7 +35,12 @@ class LoadSpec(msgspec.Struct, frozen=True):
     message_size: int = 100
     ladder: Ladder = Ladder()
     connect_concurrency: int = 100
+    p99_limit_ms: float = P99_LIMIT_MS  # chat passes under 50 ms
     settle_seconds: float = 2.0  # idle: wait before reading RSS so allocations land
+    # Scale-out: subscriber i connects to ([port] + extra_ports)[i % n]; the CPU of every
+    # server process (server_pid and extra_pids) is summed.
+    extra_ports: list[int] = msgspec.field(default_factory=list)
+    extra_pids: list[int] = msgspec.field(default_factory=list)
 
 
 class Step(msgspec.Struct, frozen=True):
@@ -79,3 +84,68 @@ class IdleResult(msgspec.Struct, frozen=True):
     rss_after_kb: int
     rss_per_connection_kb: float
     other_cpu_share: float  # as in Step, while connecting
+
+
+class RecoverySpec(msgspec.Struct, frozen=True):
+    """Scenario 4: subscribers of one conversation drop and resubscribe with `since` at once."""
+
+    port: int
+    server_pid: int
+    conversation: str
+    subscriber_tokens: list[str]
+    publisher_token: str
+    rate_per_s: float  # publishes per second, steady, before, during and after the storm
+    storm_after_s: float  # publishing time before every subscriber disconnects
+    publish_after_s: float  # publishing time after the storm began
+    drain_seconds: float = 15.0  # after the last publish, how long clients may take to catch up
+    reconnect_concurrency: int = 200  # handshakes in flight during the storm
+    page_limit: int = 100  # REST page size when the server answers recovered: false
+
+
+class RecoveryResult(msgspec.Struct, frozen=True):
+    connect: Connect
+    published: int
+    final_seq: int
+    reconnect_s: float  # disconnect of all -> every client subscribed again
+    caught_up_s: float | None  # disconnect -> every client holds every seq up to its subscribed.seq
+    complete_s: float | None  # last publish -> every client holds 1..final_seq
+    recovered_ws: int  # subscribed.recovered true: the server replayed the gap on the socket
+    recovered_rest: int  # recovered false: the client paged GET /api/messages/{id}?after=
+    rest_pages: int
+    replayed: int  # sum of subscribed.replayed
+    lost: int  # sum over clients of seqs in 1..final_seq they never got
+    duplicated: int  # seqs a client got twice on its sockets (REST overlap is not counted)
+    rest_overlap: int  # seqs a REST page returned that the socket had also delivered
+    clients_complete: int
+    reconnect_failed: int
+    other_cpu_share: float
+    passed: bool
+
+
+class RestSpec(msgspec.Struct, frozen=True):
+    port: int
+    server_pid: int
+    token: str | None  # bearer token (ours); None for the bare Starlette endpoint
+    conversations: list[str]  # client k reads conversations[0] and sends to conversations[k % n]
+    concurrency: int
+    seconds: float
+    warmup_seconds: float = 1.0
+    message_size: int = 100
+
+
+class RestPhase(msgspec.Struct, frozen=True):
+    op: str  # "history" (GET ?limit=50) or "send" (POST /api/messages/send)
+    requests: int
+    errors: int
+    error_sample: str | None
+    per_s: float
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    server_cpu_us_per_request: float | None
+    loadgen_cpu_share: float
+    other_cpu_share: float
+
+
+class RestResult(msgspec.Struct, frozen=True):
+    phases: list[RestPhase]

@@ -85,6 +85,32 @@ def prepare_pitchey(port: int, secret: str, subscribers: int, room_size: int) ->
     )
 
 
+def create_conversations(port: int, secret: str, groups: list[list[str]]) -> list[str]:
+    """One conversation per group of user ids, created by the group's first member."""
+    ids = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+        for members in groups:
+            response = http.post(
+                "/api/messages/conversations",
+                json={"participantIds": members, "title": "bench"},
+                headers={"Authorization": f"Bearer {token(secret, members[0])}"},
+            )
+            response.raise_for_status()
+            ids.append(response.json()["id"])
+    return ids
+
+
+def prepare_chat(port: int, secret: str, conversations: int) -> Audience:
+    """Two-person conversations: tokens[2k] and tokens[2k + 1] are the sides of rooms[k]."""
+    pairs = [[f"chat-a{k}", f"chat-b{k}"] for k in range(conversations)]
+    rooms: list[Room] = list(create_conversations(port, secret, pairs))
+    return Audience(
+        rooms=rooms,
+        room_size=2,
+        subscriber_tokens=[token(secret, user) for pair in pairs for user in pair],
+    )
+
+
 def ensure_node_modules() -> None:
     if not (NODE_PEER / "node_modules").exists():
         subprocess.run(
