@@ -12,10 +12,16 @@ from types import ModuleType
 from typing import Any
 
 from benchmarks import machine, report
-from benchmarks.scenarios import Metric, chat, fanout, idle
+from benchmarks.scenarios import Metric, chat, fanout, idle, recovery
 from benchmarks.targets import TARGET_NAMES, all_targets, ensure_node_modules
 
-SCENARIOS: dict[str, ModuleType] = {"fanout": fanout, "chat": chat, "idle": idle}
+# In the order: `run all` measures them one after the other.
+SCENARIOS: dict[str, ModuleType] = {
+    "fanout": fanout,
+    "chat": chat,
+    "idle": idle,
+    "recovery": recovery,
+}
 OURS = "pitchey"
 
 

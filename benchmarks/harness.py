@@ -98,3 +98,47 @@ def measure(
         print(f"[{target.name}] error: {exc}", file=sys.stderr)
         return {**entry, "status": "error", "reason": str(exc)}
     return {**entry, "status": "ok", "result": msgspec.to_builtins(result)}
+
+
+def run_generator(module: str, spec: msgspec.Struct, bound_s: float, pin: bool = True) -> bytes:
+    """Run `python -m benchmarks.<module>` with `spec` as JSON on stdin; its JSON stdout."""
+    argv = [sys.executable, "-m", f"benchmarks.{module}"]
+    done = subprocess.run(
+        pinned(LOADGEN_CPU, argv) if pin else argv,
+        input=msgspec.json.encode(spec),
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+        check=True,
+        timeout=bound_s,
+    )
+    return done.stdout
+
+
+def measure_with(
+    target: Target,
+    mode: str,
+    size: int,
+    stamp: str,
+    body: Callable[[Running], msgspec.Struct],
+    tag: str = "",
+) -> dict[str, Any]:
+    """Start `target` pinned to the server core, run `body` against it; errors are recorded."""
+    entry: dict[str, Any] = {"target": target.name, "label": target.label, "subscribers": size}
+    reason = target.available()
+    if reason:
+        print(f"[{target.name}] skipped: {reason}", file=sys.stderr)
+        return {**entry, "status": "skipped", "reason": reason}
+    port = free_port()
+    entry["server_command"] = shlex.join(pinned(SERVER_CPU, target.argv(port)))
+    log = RAW_DIR / f"{stamp}-{mode}-{target.name}{tag}-{size}.log"
+    print(f"[{target.name}] {mode} with {size}", file=sys.stderr)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="pitchey-bench-") as workdir,
+            serve(target.argv(port), target.env(Path(workdir)), port, log) as running,
+        ):
+            result = body(running)
+    except (RuntimeError, OSError, subprocess.SubprocessError, ValueError, httpx.HTTPError) as exc:
+        print(f"[{target.name}] error: {exc}", file=sys.stderr)
+        return {**entry, "status": "error", "reason": str(exc)}
+    return {**entry, "status": "ok", "result": msgspec.to_builtins(result)}
