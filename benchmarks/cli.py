@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from benchmarks import machine, report
-from benchmarks.scenarios import Metric, chat, fanout, idle, recovery, rest
+from benchmarks.scenarios import Metric, chat, delivery, fanout, idle, recovery, rest
 from benchmarks.targets import TARGET_NAMES, all_targets, ensure_node_modules
 
 # In the order: `run all` measures them one after the other.
@@ -22,6 +22,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "idle": idle,
     "recovery": recovery,
     "rest": rest,
+    "delivery": delivery,
 }
 OURS = "pitchey"
 
