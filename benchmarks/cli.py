@@ -12,7 +12,16 @@ from types import ModuleType
 from typing import Any
 
 from benchmarks import machine, report
-from benchmarks.scenarios import Metric, chat, delivery, fanout, idle, recovery, rest
+from benchmarks.scenarios import (
+    Metric,
+    chat,
+    delivery,
+    fanout,
+    idle,
+    recovery,
+    rest,
+    scaleout,
+)
 from benchmarks.targets import TARGET_NAMES, all_targets, ensure_node_modules
 
 # In the order: `run all` measures them one after the other.
@@ -23,6 +32,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "recovery": recovery,
     "rest": rest,
     "delivery": delivery,
+    "scaleout": scaleout,
 }
 OURS = "pitchey"
 

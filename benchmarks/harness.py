@@ -28,10 +28,10 @@ def loadgen_bound_s(spec: LoadSpec) -> float:
     return CONNECT_BOUND_S + 32 * (ladder.step_seconds + ladder.drain_seconds + 1)
 
 
-def run_loadgen(spec: LoadSpec) -> FanoutResult | IdleResult:
-    """The load generator pinned to its core; scale-out unpins it (`spec.extra_ports`)."""
+def run_loadgen(spec: LoadSpec, pin: bool = True) -> FanoutResult | IdleResult:
+    """The load generator, pinned to its core unless `pin` is false (scale-out)."""
     done = subprocess.run(
-        LOADGEN_ARGV if spec.extra_ports else pinned(LOADGEN_CPU, LOADGEN_ARGV),
+        pinned(LOADGEN_CPU, LOADGEN_ARGV) if pin else LOADGEN_ARGV,
         input=msgspec.json.encode(spec),
         stdout=subprocess.PIPE,
         cwd=REPO,

@@ -72,12 +72,14 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serve(argv: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[Running]:
-    """Run argv pinned to SERVER_CPU from the repository root until the block ends."""
+def serve(
+    argv: list[str], env: dict[str, str], port: int, log: Path, cpu: str | None = SERVER_CPU
+) -> Iterator[Running]:
+    """Run argv pinned to `cpu` (None: unpinned) from the repository root until the block ends."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            pinned(SERVER_CPU, argv),
+            pinned(cpu, argv) if cpu else argv,
             cwd=REPO,
             env={**os.environ, **env},
             stdout=out,
