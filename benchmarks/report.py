@@ -12,7 +12,7 @@ from benchmarks.targets import BENCH_DIR
 RESULTS = BENCH_DIR / "results"
 LATEST_MD = RESULTS / "latest.md"
 LATEST_PNG = RESULTS / "latest.png"
-SCENARIO_ORDER = ("fanout", "idle")
+SCENARIO_ORDER = ("fanout", "chat", "idle", "recovery", "rest", "delivery", "scaleout")
 
 
 def save(document: dict[str, Any]) -> Path:
@@ -42,9 +42,12 @@ def _status(entry: dict[str, Any], cell: str) -> str:
     return cell if entry["status"] == "ok" else f"{entry['status']}: {entry.get('reason', '')}"
 
 
-def fanout_rows(doc: dict[str, Any]) -> list[str]:
+def fanout_rows(
+    doc: dict[str, Any], size: str = "subscribers", rate: str = "clean delivered msgs/s"
+) -> list[str]:
+    """Fan-out, and the scenarios that climb the same ladder (chat, scale-out)."""
     rows = [
-        "| server | subscribers | clean delivered msgs/s | p50 / p99 ms at that rate "
+        f"| server | {size} | {rate} | p50 / p99 ms at that rate "
         "| server CPU µs/frame | loadgen CPU share | other CPU share | first failing step |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -66,7 +69,100 @@ def fanout_rows(doc: dict[str, Any]) -> list[str]:
             f"{_num(best.get('loadgen_cpu_share'), 2)} | "
             f"{_other(best.get('other_cpu_share'))} | {first_fail}"
         )
+        label = f"{e['label']}, {e['backend']}" if "backend" in e else e["label"]
+        rows.append(f"| {label} | {e['subscribers']:,} | {_status(e, cells)} |")
+    return rows
+
+
+def chat_rows(doc: dict[str, Any]) -> list[str]:
+    limit = doc["settings"]["p99_limit_ms"]
+    return [
+        f"{doc['settings']['conversations']:,} two-person conversations, both sides connected "
+        f"and sending; a step passes with nothing lost and p99 < {limit:.0f} ms. Rates are "
+        "sent (= persisted) messages/s; each is delivered to both sides, so server CPU is per "
+        "delivered frame.",
+        "",
+        *fanout_rows(doc, "connections", "clean persisted msgs/s"),
+    ]
+
+
+def scaleout_rows(doc: dict[str, Any]) -> list[str]:
+    speedup = doc.get("speedup_2_over_1")
+    return [
+        f"One room of {doc['settings']['subscribers']:,} subscribers split evenly over the "
+        "processes, Redis + PostgreSQL in both configurations. **Nothing is pinned and the "
+        "machine has 2 cores**: the processes share them with the load generator, so this is "
+        "bounded by the machine, not the issue's one-core-per-process comparison.",
+        "",
+        *fanout_rows(doc),
+        "",
+        f"2 processes / 1 process: **{_num(speedup, 2)}**",
+    ]
+
+
+def recovery_rows(doc: dict[str, Any]) -> list[str]:
+    settings = doc["settings"]
+    rows = [
+        f"A publisher sends {settings['rate_per_s']:.0f} msgs/s; after "
+        f"{settings['storm_after_s']:.0f} s every subscriber disconnects and reconnects at once "
+        "with `since`. Caught up: every client holds every seq up to its `subscribed.seq`.",
+        "",
+        "| server | subscribers | all resubscribed s | all caught up s "
+        "| complete after last publish s | recovered on socket / over REST (pages) "
+        "| lost | duplicated | other CPU share | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in doc["entries"]:
+        r = e.get("result") or {}
+        cells = (
+            f"{_num(r.get('reconnect_s'), 2)} | {_num(r.get('caught_up_s'), 2)} | "
+            f"{_num(r.get('complete_s'), 2)} | {r.get('recovered_ws', '–')} / "
+            f"{r.get('recovered_rest', '–')} ({r.get('rest_pages', '–')}) | "
+            f"{r.get('lost', '–')} | {r.get('duplicated', '–')} | "
+            f"{_other(r.get('other_cpu_share'))} | {'pass' if r.get('passed') else '**FAIL**'}"
+        )
         rows.append(f"| {e['label']} | {e['subscribers']:,} | {_status(e, cells)} |")
+    return rows
+
+
+def rest_rows(doc: dict[str, Any]) -> list[str]:
+    rows = [
+        f"Closed loop, {doc['settings']['concurrency']} keep-alive HTTP/1.1 clients, "
+        f"{doc['settings']['seconds']:.0f} s per operation.",
+        "",
+        "| server | operation | requests/s | p50 / p99 ms | server CPU µs/request "
+        "| loadgen CPU share | other CPU share | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in doc["entries"]:
+        if e["status"] != "ok":
+            rows.append(f"| {e['label']} | – | {_status(e, '')} |")
+            continue
+        for p in e["result"]["phases"]:
+            rows.append(
+                f"| {e['label']} | {p['op']} | {_num(p['per_s'])} | "
+                f"{_num(p['p50_ms'], 1)} / {_num(p['p99_ms'], 1)} | "
+                f"{_num(p['server_cpu_us_per_request'])} | {p['loadgen_cpu_share']:.2f} | "
+                f"{_other(p['other_cpu_share'])} | {p['errors']} |"
+            )
+    return rows
+
+
+def delivery_rows(doc: dict[str, Any]) -> list[str]:
+    rows = [
+        "| emails | provider delay ms | emails/s (first accept → last provider 202) "
+        "| accepted/s | p50 / p99 ms (our 202 → provider 202) | provider calls incl. repeats |",
+        "|---|---|---|---|---|---|",
+    ]
+    for e in doc["entries"]:
+        r = e.get("result") or {}
+        cells = (
+            f"{_num(r.get('provider_delay_ms'))} | {_num(r.get('emails_per_s'))} | "
+            f"{_num(r.get('accept_per_s'))} | "
+            f"{_num(r.get('p50_ms'))} / {_num(r.get('p99_ms'))} | "
+            f"{r.get('delivered_including_repeats', '–')}"
+        )
+        rows.append(f"| {e['subscribers']:,} | {_status(e, cells)} |")
     return rows
 
 
@@ -91,6 +187,8 @@ def idle_rows(doc: dict[str, Any]) -> list[str]:
 
 
 def ratio_rows(doc: dict[str, Any]) -> list[str]:
+    if doc["scenario"] in NO_PEERS:
+        return [NO_PEERS[doc["scenario"]]]
     if not doc["ratios"]:
         return ["No ratios: our server was not measured in this run."]
     rows = [
@@ -105,15 +203,38 @@ def ratio_rows(doc: dict[str, Any]) -> list[str]:
     return rows
 
 
+ROWS = {
+    "fanout": fanout_rows,
+    "chat": chat_rows,
+    "idle": idle_rows,
+    "recovery": recovery_rows,
+    "rest": rest_rows,
+    "delivery": delivery_rows,
+    "scaleout": scaleout_rows,
+}
+UNPINNED = {"delivery", "scaleout"}
+NO_PEERS = {
+    "chat": "No ratios: no peer stores messages.",
+    "recovery": "No ratios: no peer recovers a subscription from a sequence number.",
+    "delivery": "No ratios: no peer sends email.",
+    "scaleout": "No ratios to peers: 2 processes are compared with 1 (above).",
+}
+
+
 def section(doc: dict[str, Any]) -> list[str]:
-    body = fanout_rows(doc) if doc["scenario"] == "fanout" else idle_rows(doc)
+    body = ROWS[doc["scenario"]](doc)
     m = doc["machine"]
+    placement = (
+        "nothing pinned (servers and generator share both cores)"
+        if doc["scenario"] in UNPINNED
+        else f"server {m['server_cpu']}, load generator {m['loadgen_cpu']}"
+    )
     return [
         f"## {doc['scenario']} ({doc['stamp']}{', quick' if doc['quick'] else ''})",
         "",
         f"Command: `{doc['command']}`  ",
         f"Machine: {m['nproc']} × {m['cpu_model']}, Linux {m['kernel']}, Python {m['python']}, "
-        f"Node {m['node']}; server {m['server_cpu']}, load generator {m['loadgen_cpu']}; "
+        f"Node {m['node']}; {placement}; "
         f"commit {m['git_commit']}.",
         "",
         *body,
@@ -151,12 +272,14 @@ def chart(docs: list[dict[str, Any]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(docs), figsize=(6.5 * len(docs), 4.5), squeeze=False)
-    for ax, doc in zip(axes[0], docs, strict=True):
-        if doc["scenario"] == "fanout":
-            _fanout_bars(ax, doc)
-        else:
-            _idle_bars(ax, doc)
+    cols = min(len(docs), CHART_COLUMNS)
+    rows = -(-len(docs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.8 * rows), squeeze=False)
+    panels = list(axes.flat)
+    for ax, doc in zip(panels, docs, strict=False):
+        BARS[doc["scenario"]](ax, doc)
+    for ax in panels[len(docs) :]:
+        ax.axis("off")
     fig.tight_layout()
     fig.savefig(LATEST_PNG, dpi=110)
     plt.close(fig)
@@ -203,3 +326,87 @@ def _disturbance(doc: dict[str, Any]) -> str:
     if worst <= DISTURBED_OTHER_CPU:
         return ""
     return f"\nDISTURBED: other processes used up to {worst:.1f} cores"
+
+
+def _named_bars(ax: Any, names: list[str], values: list[float], color: str) -> None:
+    ax.bar(range(len(values)), values, color=color)
+    ax.set_xticks(range(len(names)), names, rotation=15, ha="right", fontsize=8)
+
+
+def _ok(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in doc["entries"] if e["status"] == "ok"]
+
+
+def _chat_bars(ax: Any, doc: dict[str, Any]) -> None:
+    entries = _ok(doc)
+    _named_bars(
+        ax,
+        [e["backend"] for e in entries],
+        [e["result"]["best_clean_per_s"] for e in entries],
+        "tab:purple",
+    )
+    ax.set_ylabel(f"persisted msgs/s (no loss, p99 < {doc['settings']['p99_limit_ms']:.0f} ms)")
+    title = f"Chat, {doc['settings']['conversations']:,} conversations ({doc['stamp']})"
+    ax.set_title(title + _disturbance(doc), fontsize=10)
+
+
+def _recovery_bars(ax: Any, doc: dict[str, Any]) -> None:
+    entries = _ok(doc)
+    names, values = [], []
+    for e in entries:
+        r = e["result"]
+        names += ["all resubscribed", "all caught up"]
+        values += [r["reconnect_s"], r["caught_up_s"] or 0.0]
+    _named_bars(ax, names, values, "tab:orange")
+    ax.set_ylabel("seconds after the storm began (lower is better)")
+    lost = sum(e["result"]["lost"] for e in entries)
+    dup = sum(e["result"]["duplicated"] for e in entries)
+    title = f"Recovery, {doc['settings']['subscribers']:,} clients: lost {lost}, duplicated {dup}"
+    ax.set_title(title + _disturbance(doc), fontsize=10)
+
+
+def _rest_bars(ax: Any, doc: dict[str, Any]) -> None:
+    entries = _ok(doc)
+    for k, op in enumerate(("history", "send")):
+        values = [next(p["per_s"] for p in e["result"]["phases"] if p["op"] == op) for e in entries]
+        ax.bar([i + (k - 0.5) * 0.4 for i in range(len(entries))], values, 0.4, label=op)
+    ax.set_xticks(
+        range(len(entries)), [e["label"] for e in entries], rotation=15, ha="right", fontsize=8
+    )
+    ax.set_ylabel("requests/s (closed loop)")
+    ax.set_title(f"REST, {doc['settings']['concurrency']} clients ({doc['stamp']})", fontsize=10)
+    ax.legend(fontsize=8)
+
+
+def _delivery_bars(ax: Any, doc: dict[str, Any]) -> None:
+    entries = _ok(doc)
+    _named_bars(ax, ["emails/s"], [e["result"]["emails_per_s"] for e in entries][:1], "tab:red")
+    ax.set_ylabel("emails/s to the stand-in")
+    settings = doc["settings"]
+    title = f"Delivery, {settings['emails']:,} emails, provider answers after"
+    ax.set_title(f"{title} {settings['provider_delay_ms']} ms", fontsize=10)
+
+
+def _scaleout_bars(ax: Any, doc: dict[str, Any]) -> None:
+    entries = _ok(doc)
+    _named_bars(
+        ax,
+        [e["label"] for e in entries],
+        [e["result"]["best_clean_per_s"] / 1000 for e in entries],
+        "tab:cyan",
+    )
+    ax.set_ylabel("k delivered msgs/s (no loss, p99 < 100 ms)")
+    title = f"Scale-out, unpinned on 2 cores: x{_num(doc.get('speedup_2_over_1'), 2)}"
+    ax.set_title(title + _disturbance(doc), fontsize=10)
+
+
+CHART_COLUMNS = 4
+BARS = {
+    "fanout": _fanout_bars,
+    "chat": _chat_bars,
+    "idle": _idle_bars,
+    "recovery": _recovery_bars,
+    "rest": _rest_bars,
+    "delivery": _delivery_bars,
+    "scaleout": _scaleout_bars,
+}

@@ -38,8 +38,9 @@ def run(targets: list[Target], quick: bool, stamp: str) -> dict[str, Any]:
         "subscribers": emails,
         "server_command": shlex.join(argv),
     }
+    settings = {"emails": emails, "provider_delay_ms": PROVIDER_DELAY_MS}
     if not any(t.name == "pitchey" for t in targets):
-        return {"settings": {"emails": emails}, "entries": []}
+        return {"settings": settings, "entries": []}
     print(f"[pitchey] delivery of {emails} emails", file=sys.stderr)
     try:
         done = subprocess.run(argv, cwd=REPO, stdout=subprocess.PIPE, check=True, timeout=BOUND_S)
@@ -47,5 +48,4 @@ def run(targets: list[Target], quick: bool, stamp: str) -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
         print(f"[pitchey] error: {exc}", file=sys.stderr)
         entry |= {"status": "error", "reason": str(exc)}
-    settings = {"emails": emails, "provider_delay_ms": PROVIDER_DELAY_MS}
     return {"settings": settings, "entries": [entry]}
