@@ -8,26 +8,34 @@ Templates are rendered when the email is accepted, not when it is sent:
 * workers do no template work, so sending throughput is provider-bound.
 
 The cost is storage: each row keeps its rendered HTML.
+
+Stored attachments (uploads from ``POST /api/email/attachments``, given by id) are
+taken when the email is accepted, so an unknown or foreign id is the caller's 404
+and one upload goes with one request only (a 409 for a later request; the emails
+of one batch may share it). The row keeps a reference, not the bytes: the worker
+reads them just before sending. Sizes are known at accept time, so an email the
+primary provider would refuse as too large is a 422 at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import re
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from delivery.addresses import BadAddress, parse_address
-from delivery.providers.base import Address, Attachment, OutgoingEmail
+from delivery.providers.base import Address, Attachment, OutgoingEmail, encoded_size
 from delivery.render import TemplateError, TemplateRenderer
 from delivery.webhooks import DeliveryStatus
-from rooms.errors import Conflict, Invalid, NotFound
+from rooms.errors import Conflict, Invalid, NotFound, ServiceError
 from rooms.views import iso
 from schemas.email import (
     MAX_RECIPIENTS,
@@ -40,13 +48,19 @@ from schemas.email import (
     SendEmail,
     StatusEvent,
 )
+from storage.attachments import AttachmentRow
 from storage.email import EmailStore, IdempotencyRecord, NewEmail, StoredResponse
+
+if TYPE_CHECKING:
+    from rooms.attachments import Attachments
+    from rooms.service import Caller
 
 S = DeliveryStatus
 # Keys are opaque client strings (UUIDs in practice); the bound keeps the index small.
 MAX_IDEMPOTENCY_KEY = 255
 # Decoded attachments in one email; SendGrid's 30 MB limit counts the base64 form.
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,76}")
 # Headers the API sets itself: letting a caller set them would forge or misroute mail.
 _RESERVED_HEADERS = frozenset(
@@ -71,6 +85,19 @@ class _Prepared:
     category: str | None
 
 
+@dataclass(slots=True)
+class _Taking:
+    """Stored uploads taken by one request. Every email of the request takes them with
+    the same `ref`, so a batch may share an upload and a retry with the same
+    Idempotency-Key takes them again; what no accepted email uses is given back."""
+
+    caller: Caller
+    uploads: Attachments | None
+    ref: str
+    taken: set[str] = field(default_factory=set)
+    used: set[str] = field(default_factory=set)
+
+
 def _invalid(exc: msgspec.DecodeError) -> Invalid:
     if isinstance(exc, msgspec.ValidationError):
         return Invalid(str(exc))
@@ -91,11 +118,16 @@ class EmailService:
         renderer: TemplateRenderer,
         from_email: str,
         from_name: str | None = None,
+        provider: str = "dev",
+        max_message_bytes: int | None = None,
     ) -> None:
         self.store = store
         self.renderer = renderer
         self.from_email = from_email
         self.from_name = from_name or None
+        # The primary provider and its size limit, as it counts (None: no limit known).
+        self.provider = provider
+        self.max_message_bytes = max_message_bytes
         # Set by the worker: wakes it without waiting for the batch timeout.
         self.on_enqueued: Callable[[int], None] | None = None
         # Provider webhooks in (delivery.intake.WebhookIntake), set by delivery.pipeline.
@@ -103,20 +135,35 @@ class EmailService:
 
     # ---- the public API ----------------------------------------------------------
 
-    async def send(self, caller: str, raw: bytes, idempotency_key: str | None) -> Reply:
-        async def build() -> tuple[list[NewEmail], Reply]:
+    async def send(
+        self,
+        caller: Caller,
+        raw: bytes,
+        idempotency_key: str | None,
+        uploads: Attachments | None = None,
+    ) -> Reply:
+        """Accept one email; `uploads` resolves attachments given by stored id."""
+
+        async def build(taking: _Taking) -> tuple[list[NewEmail], Reply]:
             try:
                 request = _send_decoder.decode(raw)
             except msgspec.DecodeError as exc:
                 raise _invalid(exc) from None
             prepared = self._prepare(request)
+            await self._take(prepared, taking)
             [new] = await self._new_emails([prepared])
             return [new], Reply(202, _encoder.encode(Accepted(id=new.id, status=new.status)))
 
-        return await self._accept(caller, raw, idempotency_key, build)
+        return await self._accept(caller, raw, idempotency_key, uploads, build)
 
-    async def batch(self, caller: str, raw: bytes, idempotency_key: str | None) -> Reply:
-        async def build() -> tuple[list[NewEmail], Reply]:
+    async def batch(
+        self,
+        caller: Caller,
+        raw: bytes,
+        idempotency_key: str | None,
+        uploads: Attachments | None = None,
+    ) -> Reply:
+        async def build(taking: _Taking) -> tuple[list[NewEmail], Reply]:
             try:
                 request = _batch_decoder.decode(raw)
             except msgspec.DecodeError as exc:
@@ -129,8 +176,10 @@ class EmailService:
                         one = _send_decoder.decode(item)
                     except msgspec.DecodeError as exc:
                         raise _invalid(exc) from None
-                    good.append((index, self._prepare(one)))
-                except Invalid as exc:
+                    prepared = self._prepare(one)
+                    await self._take(prepared, taking)
+                    good.append((index, prepared))
+                except ServiceError as exc:
                     error = ItemError(code=exc.code, message=exc.message)
                     results.append(BatchResult(index=index, error=error))
             news = await self._new_emails([p for _, p in good])
@@ -142,7 +191,7 @@ class EmailService:
             )
             return news, Reply(202, _encoder.encode(body))
 
-        return await self._accept(caller, raw, idempotency_key, build)
+        return await self._accept(caller, raw, idempotency_key, uploads, build)
 
     async def submit_internal(
         self,
@@ -197,29 +246,59 @@ class EmailService:
 
     async def _accept(
         self,
-        caller: str,
+        caller: Caller,
         raw: bytes,
         key: str | None,
-        build: Callable[[], Awaitable[tuple[list[NewEmail], Reply]]],
+        uploads: Attachments | None,
+        build: Callable[[_Taking], Awaitable[tuple[list[NewEmail], Reply]]],
     ) -> Reply:
         if key is None:
-            emails, reply = await build()
-            await self.store.enqueue(emails)
+            taking = _Taking(caller, uploads, f"email:{uuid.uuid4()}")
+            emails, reply, _ = await self._build_and_enqueue(taking, build, None)
             self._notify(len(emails))
             return reply
         if not key or len(key) > MAX_IDEMPOTENCY_KEY:
             raise Invalid(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        who = caller.user_id
         body_hash = hashlib.sha256(raw).hexdigest()
-        found = await self.store.idempotent_response(caller, key)
+        found = await self.store.idempotent_response(who, key)
         if found is not None:
             return _replay(found, body_hash)
-        emails, reply = await build()
-        record = IdempotencyRecord(caller, key, body_hash, reply.status, reply.body.decode())
-        stored = await self.store.enqueue(emails, record)
+
+        def record(reply: Reply) -> IdempotencyRecord:
+            return IdempotencyRecord(who, key, body_hash, reply.status, reply.body.decode())
+
+        # The ref follows the key: a concurrent or retried request takes the same uploads.
+        taking = _Taking(caller, uploads, f"email:{who}:{key}")
+        emails, reply, stored = await self._build_and_enqueue(taking, build, record)
         if stored is not None:
             return _replay(stored, body_hash)
         self._notify(len(emails))
         return reply
+
+    async def _build_and_enqueue(
+        self,
+        taking: _Taking,
+        build: Callable[[_Taking], Awaitable[tuple[list[NewEmail], Reply]]],
+        record: Callable[[Reply], IdempotencyRecord] | None,
+    ) -> tuple[list[NewEmail], Reply, StoredResponse | None]:
+        """Build and store the emails; uploads taken for nothing are given back."""
+        stored = None
+        try:
+            emails, reply = await build(taking)
+            if record is None:
+                await self.store.enqueue(emails)
+            else:
+                stored = await self.store.enqueue(emails, record(reply))
+        except BaseException:
+            await asyncio.shield(self._give_back(taking, taking.taken))
+            raise
+        await self._give_back(taking, taking.taken - taking.used)
+        return emails, reply, stored
+
+    async def _give_back(self, taking: _Taking, ids: Collection[str]) -> None:
+        if ids and taking.uploads is not None:
+            await taking.uploads.release_for_email(list(ids), taking.ref)
 
     def _notify(self, count: int) -> None:
         if count and self.on_enqueued is not None:
@@ -275,6 +354,41 @@ class EmailService:
             category=request.categories[0] if request.categories else None,
         )
 
+    async def _take(self, prepared: _Prepared, taking: _Taking) -> None:
+        """Take the email's stored uploads (all or none) and check its size."""
+        email = prepared.email
+        ids = [a.stored_id for a in email.attachments if a.stored_id is not None]
+        if ids:
+            if taking.uploads is None:
+                raise Invalid("attachments by id are not available on this server")
+            rows = await taking.uploads.take_for_email(taking.caller, ids, taking.ref)
+            taking.taken.update(row.id for row in rows)
+            by_id = {row.id: row for row in rows}
+            attachments = [
+                a if a.stored_id is None else _stored(a, by_id[a.stored_id])
+                for a in email.attachments
+            ]
+            email = msgspec.structs.replace(email, attachments=attachments)
+        self._check_size(email)
+        prepared.email = email
+        taking.used.update(ids)
+
+    def _check_size(self, email: OutgoingEmail) -> None:
+        total = sum(a.byte_size for a in email.attachments)
+        if total > MAX_ATTACHMENT_BYTES:
+            raise Invalid(
+                f"attachments are {total} bytes; at most {MAX_ATTACHMENT_BYTES} in one email"
+            )
+        if self.max_message_bytes is None or not email.attachments:
+            return
+        size = encoded_size(email, self.provider)
+        if size > self.max_message_bytes:
+            raise Invalid(
+                f"the email would be about {size} bytes as {self.provider} counts it "
+                f"(attachments grow by 4/3 in base64); at most {self.max_message_bytes} "
+                "are accepted: send fewer or smaller attachments, or a link"
+            )
+
     def _content(self, request: SendEmail) -> tuple[str, str | None, str | None]:
         if request.template is not None:
             if request.subject is not None or request.html is not None or request.text is not None:
@@ -315,20 +429,44 @@ def _header_name(name: str) -> str:
 
 
 def _attachments(request: SendEmail) -> list[Attachment]:
+    """Inline attachments decoded; stored ones as references that `_take` completes."""
     found: list[Attachment] = []
-    total = 0
-    for item in request.attachments:
-        _no_crlf(item.filename, "attachment filename")
-        _no_crlf(item.content_type, "attachment contentType")
+    for index, item in enumerate(request.attachments):
+        where = f"attachments[{index}]"
+        if (item.content is None) == (item.id is None):
+            raise Invalid(
+                f"{where}: give either content (base64) or id "
+                "(an upload from POST /api/email/attachments), exactly one"
+            )
+        if item.filename is not None:
+            _no_crlf(item.filename, f"{where}.filename")
+        if item.content_type is not None:
+            _no_crlf(item.content_type, f"{where}.contentType")
+        if item.id is not None:
+            found.append(
+                Attachment(item.filename or "", item.content_type or "", stored_id=item.id)
+            )
+            continue
+        if item.filename is None:
+            raise Invalid(f"{where}: filename is required with content")
         try:
-            content = base64.b64decode(item.content, validate=True)
+            content = base64.b64decode(item.content or "", validate=True)
         except (binascii.Error, ValueError):
-            raise Invalid(f"attachment {item.filename!r}: content must be base64") from None
-        total += len(content)
-        found.append(Attachment(item.filename, item.content_type, content))
-    if total > MAX_ATTACHMENT_BYTES:
-        raise Invalid(f"attachments exceed {MAX_ATTACHMENT_BYTES} bytes in total")
+            raise Invalid(f"{where} {item.filename!r}: content must be base64") from None
+        found.append(Attachment(item.filename, item.content_type or DEFAULT_CONTENT_TYPE, content))
     return found
+
+
+def _stored(given: Attachment, row: AttachmentRow) -> Attachment:
+    """A reference to a taken upload: its checked type, its name unless another is given."""
+    if given.content_type and given.content_type != row.content_type:
+        raise Invalid(
+            f"attachment {row.id} is {row.content_type} (checked against its bytes); "
+            f"contentType {given.content_type!r} does not match"
+        )
+    return Attachment(
+        given.filename or row.filename, row.content_type, stored_id=row.id, size=row.size
+    )
 
 
 def without_suppressed(email: OutgoingEmail, blocked: set[str]) -> tuple[OutgoingEmail, str | None]:

@@ -10,6 +10,10 @@ Delivery is at least once. An email is sent twice only if the process dies
 between the provider's 202 and the outcome's commit (its lease then expires and
 the history says ``lease_expired``), or after an ambiguous timeout, which is
 retried on the same provider and recorded as ``ambiguous_timeout``.
+
+Attachments given by stored id are read from the email bucket just before the
+send (providers take whole messages, so they are held in memory for it). An
+email too large for the chosen provider ends ``failed`` without being sent.
 """
 
 from __future__ import annotations
@@ -22,16 +26,28 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from delivery.email import without_suppressed
 from delivery.failover import ProviderRouter
-from delivery.providers.base import EmailProvider, ErrorKind, OutgoingEmail, ProviderError
+from delivery.providers.base import (
+    MAX_MESSAGE_BYTES,
+    Attachment,
+    EmailProvider,
+    ErrorKind,
+    OutgoingEmail,
+    ProviderError,
+    encoded_size,
+)
 from delivery.webhooks import DeliveryStatus
 from rooms.ratelimit import RateLimiter
 from storage.email import Claimed, EmailStore, Outcome
 from storage.messages import now_ms
+
+if TYPE_CHECKING:
+    from rooms.attachments import EmailBucket
 
 log = logging.getLogger("pitchey.email.worker")
 S = DeliveryStatus
@@ -46,6 +62,10 @@ PURGE_EVERY = 3600.0
 # Errors on the same provider are kept sticky: retrying elsewhere would risk a duplicate
 # (ambiguous) or ignore what the provider told us (rate limited), or is the switch (auth).
 _STICKY = frozenset({ErrorKind.AMBIGUOUS, ErrorKind.RATE_LIMITED, ErrorKind.AUTH})
+
+
+class Unsendable(Exception):
+    """This email can never be sent as it is (too large, attachment gone): final."""
 
 
 def worker_id() -> str:
@@ -66,6 +86,7 @@ class EmailWorker:
         per_minute: int = 0,
         per_hour: int = 0,
         ses_sender: tuple[str, str | None] | None = None,
+        attachments: EmailBucket | None = None,
     ) -> None:
         self.id = worker_id()
         self.store = store
@@ -77,6 +98,7 @@ class EmailWorker:
         self.per_minute = per_minute
         self.per_hour = per_hour
         self.ses_sender = ses_sender
+        self.attachments = attachments
         # Claimed but unfinished emails are bounded (one batch waits while the previous
         # ones send), so leases do not expire in the queue for a send slot.
         self.capacity = batch_size + concurrency
@@ -130,6 +152,9 @@ class EmailWorker:
         for provider in self._providers.values():
             with contextlib.suppress(Exception):
                 await provider.aclose()
+        if self.attachments is not None:
+            with contextlib.suppress(Exception):
+                await self.attachments.stop()
 
     # ---- claiming ------------------------------------------------------------------
 
@@ -237,9 +262,19 @@ class EmailWorker:
             return Outcome(id=claimed.id, status=S.SUPPRESSED, event="suppressed", detail=note)
         provider = self._providers.get(claimed.retry_provider or "") or self.router.choose()
         try:
-            result = await provider.send(self._for_provider(email, provider))
+            outgoing = await self._with_attachments(email, provider.name)
+            result = await provider.send(self._for_provider(outgoing, provider))
         except ProviderError as error:
             return self._after_failure(claimed, provider, error)
+        except Unsendable as exc:
+            detail = f"not sent: {exc}"
+            return Outcome(
+                id=claimed.id,
+                status=S.FAILED,
+                event="failed",
+                detail=detail,
+                provider=provider.name,
+            )
         self.router.on_success(provider)
         return Outcome(
             id=claimed.id,
@@ -249,6 +284,32 @@ class EmailWorker:
             provider=provider.name,
             provider_message_id=result.provider_message_id,
         )
+
+    async def _with_attachments(self, email: OutgoingEmail, provider: str) -> OutgoingEmail:
+        """The email with stored attachments' bytes, once it is known to fit `provider`."""
+        if not email.attachments:
+            return email
+        limit = MAX_MESSAGE_BYTES.get(provider)
+        size = encoded_size(email, provider)
+        if limit is not None and size > limit:
+            raise Unsendable(
+                f"the email would be about {size} bytes as {provider} counts it "
+                f"(attachments grow by 4/3 in base64); {provider} accepts at most {limit}"
+            )
+        if all(a.stored_id is None for a in email.attachments):
+            return email
+        resolved: list[Attachment] = []
+        for attachment in email.attachments:
+            if attachment.stored_id is None:
+                resolved.append(attachment)
+                continue
+            found = None
+            if self.attachments is not None:
+                found = await self.attachments.read(attachment.stored_id)
+            if found is None:
+                raise Unsendable(f"attachment {attachment.stored_id} is no longer stored")
+            resolved.append(Attachment(attachment.filename, attachment.content_type, found[1]))
+        return msgspec.structs.replace(email, attachments=resolved)
 
     def _for_provider(self, email: OutgoingEmail, provider: EmailProvider) -> OutgoingEmail:
         if provider.name == "ses" and self.ses_sender is not None:

@@ -362,6 +362,10 @@ class Attachments:
         except ClaimRefused as exc:
             raise _claim_error(exc) from None
 
+    async def release_for_email(self, ids: Sequence[str], ref: str) -> None:
+        """Give back what `take_for_email` took with `ref` when the email was not accepted."""
+        await self.store.release(list(dict.fromkeys(ids)), ref)
+
     async def read(self, row: AttachmentRow) -> bytes:
         """A whole (email) attachment in memory; callers bound the total first."""
         return await read_all(self.objects[row.kind].get(row.object_key))
@@ -440,6 +444,47 @@ def metadata(rows: Sequence[AttachmentRow]) -> list[dict[str, object]]:
         {"id": r.id, "filename": r.filename, "contentType": r.content_type, "size": r.size}
         for r in rows
     ]
+
+
+class EmailBucket:
+    """What the email worker reads: taken email uploads, by id, whole.
+
+    The worker keeps its own connection to the email bucket, opened on first use and
+    closed by its own stop, because it sends its last emails after the Attachments
+    service has stopped.
+    """
+
+    def __init__(self, store: AttachmentStore, objects: ObjectStore) -> None:
+        self.store = store
+        self.objects = objects
+        self._started = False
+        self._lock = asyncio.Lock()
+
+    async def read(self, attachment_id: str) -> tuple[AttachmentRow, bytes] | None:
+        """The upload and its bytes; None when no taken email upload has this id (or its
+        bytes are gone), which no retry can mend."""
+        row = await self.store.get(attachment_id)
+        if row is None or row.kind != EMAIL or row.claimed_at is None:
+            return None
+        async with self._lock:
+            if not self._started:
+                await self.objects.start()
+                self._started = True
+        if await self.objects.head(row.object_key) is None:
+            return None
+        return row, await read_all(self.objects.get(row.object_key))
+
+    async def stop(self) -> None:
+        async with self._lock:
+            if self._started:
+                await self.objects.stop()
+                self._started = False
+
+
+def open_email_bucket(settings: Settings, db: Database) -> EmailBucket:
+    return EmailBucket(
+        AttachmentStore(db), open_objects(settings, settings.email_attachments_bucket)
+    )
 
 
 EXTRAS_KEY = "attachments"

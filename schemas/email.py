@@ -30,9 +30,14 @@ class Base(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 
 
 class AttachmentIn(Base, kw_only=True):
-    filename: Annotated[str, Meta(min_length=1, max_length=255)]
-    content: Annotated[str, Meta(min_length=1)]  # base64
-    content_type: Annotated[str, Meta(max_length=255)] = "application/octet-stream"
+    """Exactly one of `content` (base64 bytes) or `id` (an upload from
+    POST /api/email/attachments). A stored upload keeps its own filename and checked
+    type unless these are given; inline content needs a filename."""
+
+    filename: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
+    content: Annotated[str, Meta(min_length=1)] | None = None  # base64
+    id: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+    content_type: Annotated[str, Meta(max_length=255)] | None = None
 
 
 class SendEmail(Base, kw_only=True):

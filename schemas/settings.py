@@ -77,6 +77,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     email_breaker_cooldown: Seconds = 60.0
     email_rate_limit_per_minute: NonNegative = 100
     email_rate_limit_per_hour: NonNegative = 1000
+    # Largest email accepted, as the primary provider counts it (attachments in base64);
+    # 0: the provider's own limit (SendGrid 30 MB, SES 10 MB). It can only lower that.
+    email_max_message_bytes: NonNegative = 0
     email_template_dir: str = ""
     email_template_ttl: Seconds = 3600.0
     sendgrid_api_key: str = ""

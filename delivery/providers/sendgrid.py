@@ -10,6 +10,7 @@ import httpx
 import msgspec
 
 from delivery.providers.base import (
+    SENDGRID_MAX_MESSAGE_BYTES,
     Address,
     ErrorKind,
     OutgoingEmail,
@@ -20,7 +21,7 @@ from delivery.providers.retry_after import retry_after_seconds
 
 DEFAULT_API_URL = "https://api.sendgrid.com"
 # SendGrid refuses messages over 30 MB in total; checking first saves an upload that must fail.
-MAX_MESSAGE_BYTES = 30 * 1024 * 1024
+MAX_MESSAGE_BYTES = SENDGRID_MAX_MESSAGE_BYTES
 # Connect fast or fail over; a read may take a while under SendGrid load but 10 s is already rare.
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 # Error bodies can be HTML from a proxy; keep logs and stored errors short.
@@ -134,7 +135,8 @@ class SendGridProvider:
         if len(body) > MAX_MESSAGE_BYTES:
             raise ProviderError(
                 ErrorKind.REJECTED,
-                f"message is {len(body)} bytes, SendGrid accepts at most {MAX_MESSAGE_BYTES}",
+                f"message is {len(body)} bytes with attachments in base64; "
+                f"SendGrid accepts at most {MAX_MESSAGE_BYTES}",
                 provider=self.name,
             )
         response = await self._post(body)

@@ -21,6 +21,7 @@ from botocore.exceptions import (
 )
 
 from delivery.providers.base import (
+    SES_MAX_MESSAGE_BYTES,
     Address,
     ErrorKind,
     OutgoingEmail,
@@ -51,6 +52,10 @@ _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _UTF8 = "UTF-8"
 
 
+class TooLarge(ValueError):
+    """The raw message is over SES's size limit: refused before it is uploaded."""
+
+
 def _classify(exc: ClientError) -> ErrorKind:
     code = exc.response.get("Error", {}).get("Code", "")
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -67,7 +72,13 @@ def _classify(exc: ClientError) -> ErrorKind:
 
 def _content(email: OutgoingEmail) -> dict[str, Any]:
     if email.attachments or email.headers:
-        return {"Raw": {"Data": build_mime(email)}}
+        raw = build_mime(email)
+        if len(raw) > SES_MAX_MESSAGE_BYTES:
+            raise TooLarge(
+                f"message is {len(raw)} bytes as MIME (attachments in base64); "
+                f"SES accepts at most {SES_MAX_MESSAGE_BYTES}"
+            )
+        return {"Raw": {"Data": raw}}
     body: dict[str, Any] = {}
     if email.text:
         body["Text"] = {"Data": email.text, "Charset": _UTF8}
@@ -144,7 +155,7 @@ class SesProvider:
     async def send(self, email: OutgoingEmail) -> SendResult:
         try:
             request = build_request(email, self._configuration_set)
-        except ValueError as exc:  # header injection attempt or unencodable header
+        except ValueError as exc:  # header injection, unencodable header, or TooLarge
             raise ProviderError(ErrorKind.REJECTED, str(exc), provider=self.name) from exc
         if self._client is None:
             await self.start()

@@ -10,7 +10,9 @@ from starlette.routing import Route
 from delivery.email import EmailService
 from delivery.providers.base import OutgoingEmail
 from delivery.webhooks import MalformedWebhook, WebhookError
+from rooms.attachments import attachments_in
 from rooms.errors import Forbidden, Invalid, NotFound, ServiceError
+from rooms.service import Caller
 from rooms.views import iso
 from schemas.email import DevEmail, SuppressionOut, SuppressionPage
 from server.auth import require_role
@@ -42,20 +44,23 @@ async def _raw(request: Request, limit: int) -> bytes:
     return raw
 
 
-async def _service_caller(request: Request) -> str:
+async def _service_caller(request: Request) -> Caller:
     who = await caller(request)
     # A user token must not turn the service into an open mail relay.
     require_role(who, "service", "admin")
-    return who.user_id
+    return who
 
 
 async def _accept(request: Request, batch: bool) -> Response:
     who = await _service_caller(request)
-    ensure_accepting(services(request))
+    svc = services(request)
+    ensure_accepting(svc)
     raw = await _raw(request, MAX_EMAIL_BODY_BYTES)
     key = request.headers.get("idempotency-key")
     service = _email(request)
-    reply = await (service.batch if batch else service.send)(who, raw, key)
+    # Attachments given by id are uploads from POST /api/email/attachments.
+    uploads = attachments_in(svc.extras)
+    reply = await (service.batch if batch else service.send)(who, raw, key, uploads)
     headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
     return json(reply.body, status=reply.status, headers=headers)
 
