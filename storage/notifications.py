@@ -130,10 +130,13 @@ class NotificationStore:
         jobs: Sequence[tuple[JobRow, int]],
         folds: Sequence[tuple[JobRow, int]],
         now: int,
-    ) -> None:
+    ) -> dict[str, int]:
         """Store notifications and their email jobs in one transaction: accepted means stored.
 
         `folds` are fold jobs, inserted only if the user has no pending one already.
+        Returns the in-app unread count of each recipient, counted in the same transaction
+        so it always includes what was just stored (a count read afterwards on the other
+        connection was seen to miss it once under load).
         """
         async with self.db.transaction() as tx:
             if rows:
@@ -168,14 +171,17 @@ class NotificationStore:
                 )
                 if pending is None:
                     await _insert_job(tx, job, due_at, now)
+            return await self.unread_counts([r.user_id for r in rows if r.in_app], tx)
 
-    async def unread_counts(self, user_ids: Sequence[str]) -> dict[str, int]:
+    async def unread_counts(
+        self, user_ids: Sequence[str], conn: Connection | None = None
+    ) -> dict[str, int]:
         counts = dict.fromkeys(user_ids, 0)
         ids = sorted(set(user_ids))
         for start in range(0, len(ids), 400):
             chunk = ids[start : start + 400]
             marks = ", ".join("?" for _ in chunk)
-            for user_id, count in await self.db.fetch(
+            for user_id, count in await (conn or self.db).fetch(
                 "SELECT user_id, COUNT(*) FROM notifications "
                 f"WHERE user_id IN ({marks}) AND in_app = 1 AND read_at IS NULL GROUP BY user_id",
                 *chunk,

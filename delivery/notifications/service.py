@@ -138,10 +138,10 @@ class NotificationService:
                     )
                     jobs.append((job, plan.due_at))
             rows.append(row)
-        await self.store.insert(rows, jobs, folds, now)
+        counts = await self.store.insert(rows, jobs, folds, now)
         if (jobs or folds) and self.on_queued is not None:
             self.on_queued()
-        await self._push_new([r for r in rows if r.in_app])
+        await self._push_new([r for r in rows if r.in_app], counts)
         return Accepted(ids=[r.id for r in rows], rate_limited=sorted(set(limited)))
 
     async def _over_limit(self, user_id: str) -> bool:
@@ -150,10 +150,7 @@ class NotificationService:
         retry_after = await self.limiter.hit(f"notif:{user_id}", self.rate_per_minute, 60.0)
         return retry_after > 0
 
-    async def _push_new(self, rows: Sequence[NotificationRow]) -> None:
-        if not rows:
-            return
-        counts = await self.store.unread_counts([r.user_id for r in rows])
+    async def _push_new(self, rows: Sequence[NotificationRow], counts: dict[str, int]) -> None:
         for row in rows:
             # One encode per recipient; the broker carries the bytes to every session.
             frame = NotificationFrame(notification=view(row), unread_count=counts[row.user_id])
