@@ -264,7 +264,14 @@ async def storm(spec: RecoverySpec) -> RecoveryResult:
         clients_complete=sum(1 for c in clients if c.contiguous >= final),
         reconnect_failed=len(clients) - len(resubscribed),
         other_cpu_share=round(max(0.0, (all1 - all0) - (cpu1 - cpu0) - (own1 - own0)) / wall, 3),
-        passed=complete and lost == 0 and duplicated == 0 and len(resubscribed) == len(clients),
+        # Every publish acknowledged with a seq, every client holding all of them once.
+        passed=(
+            final == total
+            and complete
+            and lost == 0
+            and duplicated == 0
+            and len(resubscribed) == len(clients)
+        ),
     )
 
 
