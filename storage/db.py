@@ -106,17 +106,11 @@ class SQLiteDatabase:
             await tx.executemany(sql, rows)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        try:
-            cursor = await self._read.execute(sql, args)
-            rows = await cursor.fetchall()
-            await cursor.close()
-        except Exception as exc:
-            raise _translate(exc) from exc
-        return [tuple(r) for r in rows]
+        # Reads go to the reader connection, beside a writer that may be committing.
+        return await _SQLiteTx(self._read).fetch(sql, *args)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        rows = await self.fetch(sql, *args)
-        return rows[0] if rows else None
+        return await _SQLiteTx(self._read).fetchrow(sql, *args)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SQLiteTx]:

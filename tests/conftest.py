@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.chromium import Browser, chromium_path
 from tests.servers import ServerProcess
 from tests.services import (
     create_pg_database,
@@ -88,3 +89,16 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         proc.stop()
     for database in databases:
         drop_pg_database(database)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Headless Chromium (Debian's package). Missing: a failure in CI, a skip elsewhere."""
+    executable = chromium_path()
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is required in CI (.ci/run installs Debian's chromium)")
+        pytest.skip("chromium is not installed: apt-get install chromium")
+    instance = Browser(executable)
+    yield instance
+    instance.close()

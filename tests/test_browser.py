@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -12,23 +11,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.chromium import Browser, chromium_path
+from tests.chromium import Browser
 from tests.servers import ROOT, ServerProcess, conversation, uid
 
 PAGES = Path(__file__).parent / "browser"
 OUTPUT = ROOT / "test-output"
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    executable = chromium_path()
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is required in CI (.ci/run installs Debian's chromium)")
-        pytest.skip("chromium is not installed: apt-get install chromium")
-    instance = Browser(executable)
-    yield instance
-    instance.close()
 
 
 @pytest.fixture

@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from urllib.parse import urlencode
 
-import pytest
-
-from tests.chromium import Browser, Page, chromium_path
+from tests.chromium import Browser, Page
 from tests.servers import ROOT, ServerProcess, conversation, uid
 
 OUTPUT = ROOT / "test-output"
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    executable = chromium_path()
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is required in CI (.ci/run installs Debian's chromium)")
-        pytest.skip("chromium is not installed: apt-get install chromium")
-    instance = Browser(executable)
-    yield instance
-    instance.close()
 
 
 async def open_demo(browser: Browser, server: ServerProcess, user: str, conv: str) -> Page:
