@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from delivery import metrics
 from delivery.email import without_suppressed
 from delivery.failover import ProviderRouter
 from delivery.providers.base import (
@@ -249,6 +250,7 @@ class EmailWorker:
                         next_attempt_at=now_ms() + int(delay * 1000),
                     )
             self._outcomes.append(outcome)
+            metrics.provider_outcomes.labels(outcome.provider or "none", outcome.event).inc()
             self._flush.set()
         finally:
             self._inflight.pop(claimed.id, None)

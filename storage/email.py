@@ -119,6 +119,14 @@ class EmailStore:
 
     # ---- accepting -------------------------------------------------------------
 
+    async def queue_stats(self) -> tuple[int, int | None]:
+        """(emails waiting to be sent, created_at of the oldest), for the metrics."""
+        row = await self.db.fetchrow(
+            "SELECT COUNT(*), MIN(created_at) FROM emails WHERE status IN ('queued', 'sending')"
+        )
+        assert row is not None
+        return int(row[0]), (int(row[1]) if row[1] is not None else None)
+
     async def enqueue(
         self, emails: Sequence[NewEmail], idempotency: IdempotencyRecord | None = None
     ) -> StoredResponse | None:

@@ -124,6 +124,14 @@ class NotificationStore:
 
     # ---- inbox -------------------------------------------------------------
 
+    async def queue_stats(self) -> tuple[int, int | None]:
+        """(email jobs waiting, created_at of the oldest), for the metrics."""
+        row = await self.db.fetchrow(
+            "SELECT COUNT(*), MIN(created_at) FROM notification_jobs WHERE status = 'pending'"
+        )
+        assert row is not None
+        return int(row[0]), (int(row[1]) if row[1] is not None else None)
+
     async def insert(
         self,
         rows: Sequence[NotificationRow],

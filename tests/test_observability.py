@@ -30,6 +30,9 @@ async def test_metrics_show_live_figures(server: ServerProcess) -> None:
     assert figures["pitchey_messages_stored_total"] >= 1
     assert figures["pitchey_ws_frames_out_total"] >= 2
     assert figures["pitchey_fanout_seconds_count"] >= 1
+    # Delivery queues are sampled at scrape time (nothing waits in this idle server).
+    assert figures['pitchey_delivery_queue_depth{queue="email"}'] == 0
+    assert 'pitchey_delivery_queue_oldest_seconds{queue="notification_email"}' in figures
 
 
 async def test_rest_answers_carry_a_request_id_that_the_logs_repeat(server: ServerProcess) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from delivery import metrics as delivery_metrics
 from server.http import json, services
 
 
@@ -36,7 +39,28 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text format; each process reports its own figures (scrape every node)."""
+    """Prometheus text format; each process reports its own figures (scrape every node).
+
+    Queue depths are read from the database at scrape time: the queues are shared by every
+    node, so any node's figure is the service's.
+    """
+    svc = services(request)
+    queues = {
+        "email": svc.extras.get("email"),
+        "notification_email": svc.extras.get("notifications"),
+    }
+    now = time.time() * 1000
+    for name, owner in queues.items():
+        store = getattr(owner, "store", None)
+        if store is None:
+            continue
+        try:
+            depth, oldest = await store.queue_stats()
+        except Exception:
+            continue  # the database is away: /readyz says so; keep the last figures
+        delivery_metrics.queue_depth.labels(name).set(depth)
+        age = (now - oldest) / 1000 if oldest is not None else 0.0
+        delivery_metrics.queue_oldest_seconds.labels(name).set(max(0.0, age))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -54,6 +54,11 @@ async def test_sendgrid_500s_fail_over_to_ses_and_come_back_after_it_heals(
 
     assert healed["provider"] == "sendgrid"
     assert delivered_ids(sendgrid) == [second]
+    # Provider outcomes are counted by provider and outcome for /metrics.
+    text = (await server.http.get("/metrics")).text
+    assert 'pitchey_email_provider_outcomes_total{outcome="retry",provider="sendgrid"} 2.0' in text
+    assert 'pitchey_email_provider_outcomes_total{outcome="sent",provider="ses"} 1.0' in text
+    assert 'pitchey_email_provider_outcomes_total{outcome="sent",provider="sendgrid"} 1.0' in text
 
 
 async def test_a_429_waits_for_retry_after_on_the_same_provider(
