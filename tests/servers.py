@@ -49,22 +49,26 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
+    def command(self) -> list[str]:
+        """How the server is started: the CLI, as a user would."""
+        return [
+            sys.executable,
+            "-m",
+            "server",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+
     def start(self, timeout: float = 20.0) -> None:
         env = {**os.environ, **self.env, "JWT_SECRET": self.secret, "DATA_DIR": str(self.data_dir)}
         env.setdefault("DATABASE_URL", f"sqlite:///{self.data_dir}/pitchey.db")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / f"server-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "server",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
+            self.command(),
             cwd=ROOT,
             env=env,
             stdout=log,
