@@ -263,6 +263,7 @@ async def storm(spec: RecoverySpec) -> RecoveryResult:
         rest_overlap=sum(c.rest_overlap for c in clients),
         clients_complete=sum(1 for c in clients if c.contiguous >= final),
         reconnect_failed=len(clients) - len(resubscribed),
+        errors=sum(c.errors for c in clients),
         other_cpu_share=round(max(0.0, (all1 - all0) - (cpu1 - cpu0) - (own1 - own0)) / wall, 3),
         # Every publish acknowledged with a seq, every client holding all of them once.
         passed=(
@@ -271,6 +272,7 @@ async def storm(spec: RecoverySpec) -> RecoveryResult:
             and lost == 0
             and duplicated == 0
             and len(resubscribed) == len(clients)
+            and not any(c.errors for c in clients)
         ),
     )
 

@@ -118,6 +118,7 @@ class RecoveryResult(msgspec.Struct, frozen=True):
     rest_overlap: int  # seqs a REST page returned that the socket had also delivered
     clients_complete: int
     reconnect_failed: int
+    errors: int  # error frames on the sockets plus REST pages that did not answer 200
     other_cpu_share: float
     passed: bool
 
