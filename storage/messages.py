@@ -252,19 +252,12 @@ class MessageStore:
                 fresh[new.conversation_id].append(index)
             rows: list[tuple[Any, ...]] = []
             readers: list[tuple[int, str, str]] = []
-            # Sorted so that concurrent writers lock conversation rows in one order (no deadlock).
-            for conversation_id in sorted(fresh):
-                indexes = fresh[conversation_id]
-                row = await tx.fetchrow(
-                    "UPDATE conversations SET last_seq = last_seq + ?, last_activity_at = ? "
-                    "WHERE id = ? RETURNING last_seq",
-                    len(indexes),
-                    now,
-                    conversation_id,
-                )
-                if row is None:
+            heads: list[tuple[int, int, str, str]] = []
+            last_seqs = await self._lock_conversations(tx, sorted(fresh))
+            for conversation_id, indexes in fresh.items():
+                if conversation_id not in last_seqs:
                     raise LookupError(f"conversation {conversation_id} does not exist")
-                seq = int(row[0]) - len(indexes)
+                seq = last_seqs[conversation_id]
                 for index in indexes:
                     seq += 1
                     new = batch[index]
@@ -292,10 +285,14 @@ class MessageStore:
                         )
                     )
                     readers.append((seq, conversation_id, stored.sender_id))
-                await tx.execute(
-                    "UPDATE conversations SET last_message_id = ? WHERE id = ?",
-                    rows[-1][0],
-                    conversation_id,
+                heads.append((seq, now, rows[-1][0], conversation_id))
+            if heads:
+                # One statement for every conversation of the batch: seq allocation costs
+                # a constant number of round trips per batch, not two per conversation.
+                await tx.executemany(
+                    "UPDATE conversations SET last_seq = ?, last_activity_at = ?, "
+                    "last_message_id = ? WHERE id = ?",
+                    heads,
                 )
             if rows:
                 await tx.executemany(
@@ -320,6 +317,25 @@ class MessageStore:
                 result = (first[0], False)
             final.append(result)
         return final
+
+    async def _lock_conversations(self, tx: Any, conversation_ids: list[str]) -> dict[str, int]:
+        """The current last_seq of each conversation, locked until the transaction ends.
+
+        SQLite: the transaction holds the database's write lock (BEGIN IMMEDIATE) already.
+        PostgreSQL: FOR UPDATE, in id order so that concurrent writers never deadlock; a
+        writer on another process waits here, then reads the seq the first one committed.
+        """
+        lock = " FOR UPDATE" if self.db.dialect == "postgres" else ""
+        found: dict[str, int] = {}
+        for start in range(0, len(conversation_ids), 400):
+            chunk = conversation_ids[start : start + 400]
+            marks = ", ".join("?" for _ in chunk)
+            for conversation_id, last_seq in await tx.fetch(
+                f"SELECT id, last_seq FROM conversations WHERE id IN ({marks}) ORDER BY id{lock}",
+                *chunk,
+            ):
+                found[conversation_id] = int(last_seq)
+        return found
 
     async def _existing_client_ids(
         self, tx: Any, batch: Sequence[NewMessage]
