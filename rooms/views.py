@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from schemas.codec import encode
 from schemas.frames import MessageFrame
@@ -10,9 +11,16 @@ from schemas.messages import Message
 from storage.messages import StoredMessage
 
 
+@lru_cache(maxsize=256)
+def _second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+
+
 def iso(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    """Epoch milliseconds as ISO 8601 UTC. strftime is costly and messages of one second
+    share their prefix, so the prefix is cached per second."""
+    seconds, millis = divmod(ms, 1000)
+    return f"{_second(seconds)}{millis:03d}Z"
 
 
 def message_view(stored: StoredMessage) -> Message:
