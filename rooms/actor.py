@@ -80,6 +80,9 @@ class Room:
         self._on_stop = on_stop
         self.sessions: dict[Session, None] = {}
         self._local_users: Counter[str] = Counter()
+        # Who is online in this conversation, on any node: loaded once when the room
+        # starts (and after a broker reconnect), then kept current by presence events.
+        self._online: set[str] = set()
         self._typing: dict[str, float] = {}
         self.last_seq = 0
         self._mailbox: asyncio.Queue[Command] = asyncio.Queue()
@@ -105,6 +108,7 @@ class Room:
             # After subscribing: any message stored later arrives as an event, and
             # any event for a seq at or below this one is a repeat.
             self.last_seq = await self._store.last_seq(self.conversation_id)
+            await self._load_online()
             while True:
                 command = await self._next()
                 if command is None:
@@ -145,6 +149,7 @@ class Room:
                 await self._leave(session)
             case Resync():
                 await self._catch_up(None)
+                await self._load_online()
 
     async def _join(self, join: Join) -> None:
         session = join.session
@@ -173,19 +178,16 @@ class Room:
             self.sessions[session] = None
             session.subscriptions.append(self.conversation_id)
             self._local_users[session.user_id] += 1
-            if self._local_users[session.user_id] == 1 and await self._presence_change(
-                session.user_id, joined=True
-            ):
-                await self._publish_presence(session.user_id, True)
-        try:
-            online = await self._presence.online(self.conversation_id)
-        except Exception:
-            log.warning("presence of %s unavailable; listing local users", self.conversation_id)
-            online = sorted(self._local_users)
+            if self._local_users[session.user_id] == 1:
+                self._online.add(session.user_id)
+                if await self._presence_change(session.user_id, joined=True):
+                    await self._publish_presence(session.user_id, True)
         subscribed = Subscribed(
             conversation_id=self.conversation_id,
             seq=self.last_seq,
-            online=online,
+            # The room's own view, kept current by presence events: asking the tracker
+            # (Redis) on every join made a big room's joins quadratic in round trips.
+            online=sorted(self._online),
             recovered=recovered,
             replayed=len(replay),
         )
@@ -206,6 +208,13 @@ class Room:
             del self._local_users[user]
             if await self._presence_change(user, joined=False):
                 await self._publish_presence(user, False)
+
+    async def _load_online(self) -> None:
+        try:
+            self._online = set(await self._presence.online(self.conversation_id))
+        except Exception:
+            log.warning("presence of %s unavailable; listing local users", self.conversation_id)
+        self._online.update(self._local_users)
 
     async def _presence_change(self, user_id: str, *, joined: bool) -> bool:
         """Tell the tracker; True if the user's online state changed. Never raises:
@@ -244,6 +253,11 @@ class Room:
             self.last_seq = seq
             # A message ends its sender's typing state.
             self._typing.pop(head.message.sender_id, None)
+        elif head.type == "presence" and head.user_id is not None:
+            if head.online:
+                self._online.add(head.user_id)
+            elif head.user_id not in self._local_users:
+                self._online.discard(head.user_id)
         elif head.type == "typing" and head.user_id is not None:
             if head.is_typing:
                 self._typing[head.user_id] = time.monotonic() + self._typing_ttl
