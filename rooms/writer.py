@@ -91,17 +91,22 @@ class MessageWriter:
             log.exception("message batch of %d not stored", len(batch))
             _fail(batch, Unavailable(f"message not stored: {type(exc).__name__}"))
             return
-        fresh: list[StoredMessage] = []
-        for (_, future), (message, created) in zip(batch, stored, strict=True):
+        # A repeated clientMsgId answers with the first message; it is not published again.
+        fresh = [message for message, created in stored if created]
+        metrics.commit_batch.observe(len(batch))
+        metrics.messages_stored.inc(len(fresh))
+        if fresh and self.after_commit is not None:
+            # Before anyone hears of the message: a sender who lists its conversations
+            # right after its 201 or ack must not be served the cached list from before.
+            try:
+                await self.after_commit(fresh)
+            except Exception:
+                log.exception("after-commit hook failed")
+        for (_, future), (message, _created) in zip(batch, stored, strict=True):
             if not future.done():
                 future.set_result(message)
-            # A repeated clientMsgId answers with the first message; it is not published again.
-            if created:
-                fresh.append(message)
-        metrics.commit_batch.observe(len(batch))
         if not fresh:
             return
-        metrics.messages_stored.inc(len(fresh))
         fresh.sort(key=lambda m: (m.conversation_id, m.seq))
         try:
             await self._broker.publish_many(
@@ -110,11 +115,6 @@ class MessageWriter:
         except Exception:
             # Stored is what counts: rooms that miss the event find the gap and read storage.
             log.exception("publishing %d stored messages failed", len(fresh))
-        if self.after_commit is not None:
-            try:
-                await self.after_commit(fresh)
-            except Exception:
-                log.exception("after-commit hook failed")
 
 
 def _fail(batch: list[tuple[NewMessage, asyncio.Future[StoredMessage]]], error: Exception) -> None:
