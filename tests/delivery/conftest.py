@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from delivery.providers.ses import SesProvider
 from tests.delivery.samples import FROM, SENDGRID_KEY
+from tests.servers import moto_process
 from tests.standins.sendgrid import SendGridStandin
 
 
@@ -27,11 +27,8 @@ def sendgrid(sendgrid_server: SendGridStandin) -> Iterator[SendGridStandin]:
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_process() as url:
+        yield url
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tests.email.support import (
     EMAIL_ENV,
@@ -18,7 +17,7 @@ from tests.email.support import (
     ServerFactory,
     sendgrid_env,
 )
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, moto_process
 from tests.standins.sendgrid import SendGridStandin
 
 
@@ -37,20 +36,16 @@ def sendgrid(standin: SendGridStandin) -> Iterator[SendGridStandin]:
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    ses = boto3.client(
-        "sesv2",
-        region_name="us-east-1",
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    ses.create_email_identity(EmailIdentity=FROM)
-    yield url
-    server.stop()
+    with moto_process() as url:
+        ses = boto3.client(
+            "sesv2",
+            region_name="us-east-1",
+            endpoint_url=url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        ses.create_email_identity(EmailIdentity=FROM)
+        yield url
 
 
 @pytest.fixture
