@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from rooms.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
+from rooms.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    NotSupported,
+    PayloadTooLarge,
+    ServiceError,
+    UnsupportedMediaType,
+)
 from rooms.filetypes import (
     DEFAULT_ALLOWED,
     HEAD_BYTES,
@@ -55,23 +64,6 @@ _CANONICAL = {
     "isobmff": "video/mp4",
     "text": "text/plain",
 }
-
-
-class PayloadTooLarge(ServiceError):
-    status = 413
-    code = "payload_too_large"
-
-
-class UnsupportedMediaType(ServiceError):
-    status = 415
-    code = "unsupported_media_type"
-
-
-class NotSupported(ServiceError):
-    # A 4xx: the request asks for what this deployment is not configured to do
-    # (direct uploads on the local backend); retrying will not help, and it is no server fault.
-    status = 400
-    code = "not_supported"
 
 
 @dataclass(frozen=True, slots=True)

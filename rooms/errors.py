@@ -51,3 +51,20 @@ class RateLimited(ServiceError):
 class Unavailable(ServiceError):
     status = 503
     code = "unavailable"
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class NotSupported(ServiceError):
+    # A 4xx: the request asks for what this deployment is not configured to do
+    # (direct uploads on the local backend); retrying will not help, and it is no server fault.
+    status = 400
+    code = "not_supported"

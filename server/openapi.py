@@ -68,6 +68,21 @@ def _limit(most: int) -> Param:
     return Param("limit", int, f"page size, 1 to {most}", minimum=1, maximum=most)
 
 
+def _workflow(path: str, summary: str, body: Any) -> Op:
+    """A platform workflow: service token, validated body, 202 with the notification ids."""
+    return Op(
+        "POST",
+        f"/api/notifications/{path}",
+        summary,
+        "workflows",
+        SERVICE,
+        body=body,
+        response=nt.Accepted,
+        status=202,
+        errors=(400, 401, 403, 422, 503),
+    )
+
+
 def _json_obj() -> Any:
     return dict[str, Any]
 
@@ -342,72 +357,12 @@ OPERATIONS: tuple[Op, ...] = (
         status=202,
         errors=(400, 401, 403, 422, 503),
     ),
-    Op(
-        "POST",
-        "/api/notifications/nda/request",
-        "NDA requested: notify the pitch owner",
-        "workflows",
-        SERVICE,
-        body=nt.NdaRequest,
-        response=nt.Accepted,
-        status=202,
-        errors=(400, 401, 403, 422, 503),
-    ),
-    Op(
-        "POST",
-        "/api/notifications/nda/approved",
-        "NDA approved: notify the requester",
-        "workflows",
-        SERVICE,
-        body=nt.NdaDecision,
-        response=nt.Accepted,
-        status=202,
-        errors=(400, 401, 403, 422, 503),
-    ),
-    Op(
-        "POST",
-        "/api/notifications/nda/rejected",
-        "NDA rejected: notify the requester",
-        "workflows",
-        SERVICE,
-        body=nt.NdaDecision,
-        response=nt.Accepted,
-        status=202,
-        errors=(400, 401, 403, 422, 503),
-    ),
-    Op(
-        "POST",
-        "/api/notifications/investment",
-        "Investment status: notify the parties",
-        "workflows",
-        SERVICE,
-        body=nt.InvestmentEvent,
-        response=nt.Accepted,
-        status=202,
-        errors=(400, 401, 403, 422, 503),
-    ),
-    Op(
-        "POST",
-        "/api/notifications/production",
-        "Production stage changed: notify the team",
-        "workflows",
-        SERVICE,
-        body=nt.ProductionUpdate,
-        response=nt.Accepted,
-        status=202,
-        errors=(400, 401, 403, 422, 503),
-    ),
-    Op(
-        "POST",
-        "/api/notifications/marketplace",
-        "New pitch matching interests: notify users",
-        "workflows",
-        SERVICE,
-        body=nt.MarketplaceAlert,
-        response=nt.Accepted,
-        status=202,
-        errors=(400, 401, 403, 422, 503),
-    ),
+    _workflow("nda/request", "NDA requested: notify the pitch owner", nt.NdaRequest),
+    _workflow("nda/approved", "NDA approved: notify the requester", nt.NdaDecision),
+    _workflow("nda/rejected", "NDA rejected: notify the requester", nt.NdaDecision),
+    _workflow("investment", "Investment status: notify the parties", nt.InvestmentEvent),
+    _workflow("production", "Production stage changed: notify the team", nt.ProductionUpdate),
+    _workflow("marketplace", "New pitch matching interests: notify users", nt.MarketplaceAlert),
     Op(
         "PUT",
         "/api/users/{user_id}",
