@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from base.clock import iso
+from base.errors import Conflict, Invalid, NotFound, ServiceError
 from delivery.addresses import BadAddress, parse_address
 from delivery.providers.base import Address, Attachment, OutgoingEmail, encoded_size
 from delivery.render import TemplateError, TemplateRenderer
-from delivery.webhooks import DeliveryStatus
-from rooms.errors import Conflict, Invalid, NotFound, ServiceError
-from rooms.views import iso
+from schemas.delivery import DeliveryStatus
 from schemas.email import (
     MAX_RECIPIENTS,
     Accepted,
@@ -52,8 +52,8 @@ from storage.attachments import AttachmentRow
 from storage.email import EmailStore, IdempotencyRecord, NewEmail, StoredResponse
 
 if TYPE_CHECKING:
-    from rooms.attachments import Attachments
-    from rooms.service import Caller
+    from attachments.service import Attachments
+    from base.identity import Caller
 
 S = DeliveryStatus
 # Keys are opaque client strings (UUIDs in practice); the bound keeps the index small.
@@ -120,6 +120,7 @@ class EmailService:
         from_name: str | None = None,
         provider: str = "dev",
         max_message_bytes: int | None = None,
+        on_enqueued: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store
         self.renderer = renderer
@@ -128,10 +129,8 @@ class EmailService:
         # The primary provider and its size limit, as it counts (None: no limit known).
         self.provider = provider
         self.max_message_bytes = max_message_bytes
-        # Set by the worker: wakes it without waiting for the batch timeout.
-        self.on_enqueued: Callable[[int], None] | None = None
-        # Provider webhooks in (delivery.intake.WebhookIntake), set by delivery.pipeline.
-        self.webhooks: Any = None
+        # Wakes the worker without waiting for the batch timeout.
+        self.on_enqueued = on_enqueued
 
     # ---- the public API ----------------------------------------------------------
 
@@ -205,7 +204,7 @@ class EmailService:
         """For other parts of the service (notifications): enqueue a templated email.
 
         Returns the email id. The same ``dedupe_key`` returns the first email's id and
-        enqueues nothing. Raises ``rooms.errors.Invalid`` for a bad address or template.
+        enqueues nothing. Raises ``base.errors.Invalid`` for a bad address or template.
         """
         idempotency = f"internal|{dedupe_key}" if dedupe_key else None
         if idempotency is not None:

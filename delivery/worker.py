@@ -42,13 +42,13 @@ from delivery.providers.base import (
     ProviderError,
     encoded_size,
 )
-from delivery.webhooks import DeliveryStatus
-from rooms.ratelimit import RateLimiter
+from schemas.delivery import DeliveryStatus
+from state.ratelimit import RateLimiter
 from storage.email import Claimed, EmailStore, Outcome
 from storage.messages import now_ms
 
 if TYPE_CHECKING:
-    from rooms.attachments import EmailBucket
+    from attachments.service import EmailBucket
 
 log = logging.getLogger("pitchey.email.worker")
 S = DeliveryStatus
@@ -153,9 +153,6 @@ class EmailWorker:
         for provider in self._providers.values():
             with contextlib.suppress(Exception):
                 await provider.aclose()
-        if self.attachments is not None:
-            with contextlib.suppress(Exception):
-                await self.attachments.stop()
 
     # ---- claiming ------------------------------------------------------------------
 

@@ -21,11 +21,11 @@ import msgspec
 from rooms import metrics
 from rooms.broker import Broker, conversation_channel
 from rooms.frames import Outgoing
-from rooms.presence import PresenceTracker
 from rooms.session import Session
 from rooms.views import message_frame
 from schemas.codec import encode, event_head_decoder
 from schemas.frames import PresenceFrame, Subscribed, TypingFrame
+from state.presence import PresenceTracker
 from storage.messages import MessageStore
 
 log = logging.getLogger("pitchey.rooms")

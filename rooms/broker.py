@@ -15,8 +15,13 @@ from typing import Protocol
 Handler = Callable[[bytes], None]
 
 
+# Called with the channels' names after a reconnect, so their owners can look for
+# events they may have missed while the broker was away.
+Resubscribed = Callable[[Sequence[str]], None]
+
+
 class Broker(Protocol):
-    async def start(self) -> None: ...
+    async def start(self, on_resubscribed: Resubscribed | None = None) -> None: ...
     async def stop(self) -> None: ...
     async def publish(self, channel: str, payload: bytes) -> None: ...
     async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> None:
@@ -25,10 +30,6 @@ class Broker(Protocol):
 
     async def subscribe(self, channel: str, handler: Handler) -> None: ...
     async def unsubscribe(self, channel: str, handler: Handler) -> None: ...
-
-    # Called with the channels' names after a reconnect, so their owners can look for
-    # events they may have missed while the broker was away.
-    on_resubscribed: Callable[[Sequence[str]], None] | None
 
 
 def conversation_channel(conversation_id: str) -> str:
@@ -44,9 +45,9 @@ class MemoryBroker:
 
     def __init__(self) -> None:
         self._handlers: dict[str, set[Handler]] = defaultdict(set)
-        self.on_resubscribed: Callable[[Sequence[str]], None] | None = None
 
-    async def start(self) -> None:
+    async def start(self, on_resubscribed: Resubscribed | None = None) -> None:
+        # One process never loses its subscriptions: nothing to resubscribe.
         return None
 
     async def stop(self) -> None:

@@ -8,7 +8,7 @@ Publishing delivers to local handlers at once and then to Redis, tagged with
 this node's id; the reader skips its own node's payloads. So a local subscriber
 gets each event exactly once, and local sessions keep being served while Redis
 is away. After a reconnect every channel is subscribed again and
-`on_resubscribed` lets the rooms read from storage what they missed.
+The `on_resubscribed` hook given to `start` lets the rooms read from storage what they missed.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from rooms.broker import Handler
+from rooms.broker import Handler, Resubscribed
+from state.redis import command_client
 
 log = logging.getLogger("pitchey.redis")
 
@@ -45,18 +44,6 @@ _BACKOFF_CAP = 5.0
 _CONFIRM_TIMEOUT = 5.0
 # Channels per SUBSCRIBE command after a reconnect.
 _SUBSCRIBE_CHUNK = 500
-
-
-def command_client(url: str) -> Redis:
-    """A client for ordinary commands: fail fast, one quick retry, so a dead Redis costs little."""
-    client: Redis = Redis.from_url(
-        url,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        retry=Retry(NoBackoff(), 1),
-        health_check_interval=30,
-    )
-    return client
 
 
 class RedisBroker:
@@ -78,11 +65,12 @@ class RedisBroker:
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._last_publish_error = 0.0
-        self.on_resubscribed: Callable[[Sequence[str]], None] | None = None
+        self._on_resubscribed: Resubscribed | None = None
 
     # ---- lifecycle -------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, on_resubscribed: Resubscribed | None = None) -> None:
+        self._on_resubscribed = on_resubscribed
         self._task = asyncio.create_task(self._run(), name="redis-broker")
         # Start serving even if Redis is down: local sessions work and the reader keeps trying.
         with contextlib.suppress(TimeoutError):
@@ -292,9 +280,9 @@ class RedisBroker:
 
     def _resubscribed(self, channels: list[str]) -> None:
         # Every channel is confirmed: what was published while we were away is in storage.
-        if self.on_resubscribed is not None and channels:
+        if self._on_resubscribed is not None and channels:
             try:
-                self.on_resubscribed(channels)
+                self._on_resubscribed(channels)
             except Exception:
                 log.exception("resubscribe hook failed")
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from rooms import metrics
 from rooms.actor import Join, Leave, Resync, Room, RoomStopped
 from rooms.broker import Broker
-from rooms.presence import PresenceTracker
 from rooms.session import Session
+from state.presence import PresenceTracker
 from storage.messages import MessageStore
 
 

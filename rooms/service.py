@@ -13,20 +13,21 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from base.clock import iso
+from base.errors import Invalid, NotFound, RateLimited, Unavailable
+from base.identity import Caller
 from rooms import metrics
 from rooms.broker import Broker, conversation_channel
-from rooms.cache import Cache
-from rooms.errors import Invalid, NotFound, RateLimited, Unavailable
-from rooms.ratelimit import RateLimiter
 from rooms.registry import RoomRegistry
 from rooms.session import Session
-from rooms.views import iso, message_view
+from rooms.views import message_view
 from rooms.writer import MessageWriter
 from schemas.codec import encode
 from schemas.frames import ReadFrame, TypingFrame
 from schemas.messages import Conversation, ConversationPage, Message, MessagePage
+from state.cache import Cache
+from state.ratelimit import RateLimiter
 from storage.db import DatabaseUnavailable
 from storage.messages import ConversationRow, MessageStore, NewMessage, StoredMessage
 
@@ -37,20 +38,12 @@ log = logging.getLogger("pitchey.messaging")
 _PARTICIPANT_CACHE = 100_000
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    user_id: str
-    email: str | None = None
-    name: str | None = None
-    role: str = "user"
-
-
 class Messaging:
     def __init__(
         self,
         *,
         store: MessageStore,
-        writer: MessageWriter,
+        batch_max: int,
         rooms: RoomRegistry,
         broker: Broker,
         cache: Cache,
@@ -60,7 +53,11 @@ class Messaging:
         list_ttl: float,
     ) -> None:
         self.store = store
-        self.writer = writer
+        # The writer reports each committed batch back here (list invalidation, unread
+        # counts), so the service owns it rather than being linked to it after the fact.
+        self.writer = MessageWriter(
+            store, broker, batch_max=batch_max, after_commit=self.after_commit
+        )
         self.rooms = rooms
         self.broker = broker
         self.cache = cache
@@ -76,9 +73,12 @@ class Messaging:
         self._next_flush: asyncio.Future[None] | None = None
 
     def start(self) -> None:
+        self.writer.start()
         self._users_task = asyncio.create_task(self._write_users(), name="user-directory")
 
     async def stop(self) -> None:
+        # The writer first: it flushes what is queued, so every acknowledged message is stored.
+        await self.writer.stop()
         if self._users_task is not None:
             self._users_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

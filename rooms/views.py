@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from functools import lru_cache
-
+from base.clock import iso
+from rooms.broker import Broker, conversation_channel
 from schemas.codec import encode
-from schemas.frames import MessageFrame
+from schemas.frames import MessageFrame, PresenceFrame
 from schemas.messages import Message
 from storage.messages import StoredMessage
-
-
-@lru_cache(maxsize=256)
-def _second(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-
-
-def iso(ms: int) -> str:
-    """Epoch milliseconds as ISO 8601 UTC. strftime is costly and messages of one second
-    share their prefix, so the prefix is cached per second."""
-    seconds, millis = divmod(ms, 1000)
-    return f"{_second(seconds)}{millis:03d}Z"
 
 
 def message_view(stored: StoredMessage) -> Message:
@@ -38,3 +25,18 @@ def message_view(stored: StoredMessage) -> Message:
 
 def message_frame(stored: StoredMessage) -> bytes:
     return encode(MessageFrame(message=message_view(stored)))
+
+
+class OfflineAnnouncer:
+    """Tells a conversation's rooms on every process that a user went offline.
+
+    Handed to the Redis presence store, which finds users whose node died without saying
+    goodbye; the rooms on the surviving nodes pass the frame to their sessions.
+    """
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+
+    async def __call__(self, conversation_id: str, user_id: str) -> None:
+        frame = PresenceFrame(conversation_id=conversation_id, user_id=user_id, online=False)
+        await self._broker.publish(conversation_channel(conversation_id), encode(frame))

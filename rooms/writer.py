@@ -12,9 +12,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+from base.errors import NotFound, Unavailable
 from rooms import metrics
 from rooms.broker import Broker, conversation_channel
-from rooms.errors import NotFound, Unavailable
 from rooms.views import message_frame
 from storage.db import DatabaseUnavailable
 from storage.messages import MessageStore, NewMessage, StoredMessage
@@ -36,7 +36,7 @@ class MessageWriter:
         self._store = store
         self._broker = broker
         self._batch_max = batch_max
-        self.after_commit = after_commit
+        self._after_commit = after_commit
         self._pending: list[tuple[NewMessage, asyncio.Future[StoredMessage]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -95,11 +95,11 @@ class MessageWriter:
         fresh = [message for message, created in stored if created]
         metrics.commit_batch.observe(len(batch))
         metrics.messages_stored.inc(len(fresh))
-        if fresh and self.after_commit is not None:
+        if fresh and self._after_commit is not None:
             # Before anyone hears of the message: a sender who lists its conversations
             # right after its 201 or ack must not be served the cached list from before.
             try:
-                await self.after_commit(fresh)
+                await self._after_commit(fresh)
             except Exception:
                 log.exception("after-commit hook failed")
         for (_, future), (message, _created) in zip(batch, stored, strict=True):

@@ -15,14 +15,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from rooms.errors import ServiceError
+from base.errors import ServiceError
 from schemas.settings import Settings
 from server import logs
 from server.errors import http_error, service_error, unexpected_error
-from server.lifespan import lifespan_for
 from server.middleware import RejectNul, RequestId
 from server.routes import attachments, docs, email, health, messages, notifications, pages
 from server.settings import load_settings
+from server.wiring import lifespan_for
 from server.ws import websocket_endpoint
 
 STATIC_DIR = Path(__file__).parent / "static"

@@ -7,8 +7,8 @@ from typing import Any
 
 import jwt
 
-from rooms.errors import Forbidden, Unauthorized
-from rooms.service import Caller
+from base.errors import Forbidden, Unauthorized
+from base.identity import Caller
 
 ROLES = ("user", "service", "admin")
 # Bound the cost of decoding what an anonymous client sends.

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rooms.errors import Invalid, RateLimited, ServiceError
+from base.errors import Invalid, RateLimited, ServiceError
 from schemas.codec import encode
 from schemas.messages import Error, ErrorBody
 

@@ -10,12 +10,12 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rooms.errors import Invalid, ServiceError, Unavailable
-from rooms.service import Caller
+from base.errors import Invalid, ServiceError, Unavailable
+from base.identity import Caller
 from schemas.codec import encode
 from server.auth import bearer, verify_token
 from server.errors import decode_error
-from server.lifespan import Services
+from server.wiring import Services
 
 T = TypeVar("T")
 

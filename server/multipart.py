@@ -16,7 +16,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from rooms.errors import Invalid, ServiceError
+from base.errors import Invalid, ServiceError
 
 # A plain form field (conversationId...) is short; a long one is a mistake or an attack.
 MAX_FIELD_BYTES = 4096

@@ -19,11 +19,10 @@ from starlette.responses import Response
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from base.errors import ServiceError
+from base.identity import Caller
 from rooms import metrics
-from rooms.attachments import attachments_in
-from rooms.errors import ServiceError
 from rooms.frames import Outgoing
-from rooms.service import Caller
 from rooms.session import CLOSE_GOING_AWAY, Session
 from schemas.codec import client_frame_decoder, encode
 from schemas.frames import (
@@ -42,8 +41,8 @@ from schemas.frames import (
 from server import logs
 from server.auth import bearer, verify_token
 from server.errors import error_response
-from server.lifespan import Services
 from server.transport import SINK_EXTENSION
+from server.wiring import Services
 
 log = logging.getLogger("pitchey.ws")
 _ids = itertools.count(1)
@@ -164,7 +163,7 @@ async def _dispatch(frame: AnyClientFrame, session: Session, caller: Caller, svc
             if svc.draining:
                 _error(session, "unavailable", "server is shutting down", _ref(frame))
                 return
-            message = await attachments_in(svc.extras).send(
+            message = await svc.attachments.send(
                 caller,
                 frame.conversation_id,
                 frame.content,

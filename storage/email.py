@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from delivery.webhooks import DeliveryEvent, DeliveryStatus, may_advance
+from schemas.delivery import DeliveryEvent, DeliveryStatus, may_advance
 from storage.db import Database, IntegrityError
 from storage.messages import now_ms
 

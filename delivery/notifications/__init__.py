@@ -1,18 +1,17 @@
 """Notifications: in-app inbox pushed in real time, preferences, workflows, emails, digests.
 
-`Notifications` wires the pieces; `server.lifespan` builds one per process and stops it.
+`Notifications` wires the pieces; `server.wiring` builds one per process and stops it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from rooms.cache import Cache
-from rooms.presence import PresenceTracker
-from rooms.ratelimit import RateLimiter
-from rooms.users import UserHub
+from delivery.ports import UserFrames
 from schemas.settings import Settings
+from state.cache import Cache
+from state.presence import PresenceTracker
+from state.ratelimit import RateLimiter
 from storage.db import Database
 from storage.messages import MessageStore, now_ms
 from storage.notifications import NotificationStore
@@ -36,8 +35,8 @@ class Notifications:
         cache: Cache,
         limiter: RateLimiter,
         presence: PresenceTracker,
-        users: UserHub,
-        extras: dict[str, Any],
+        users: UserFrames,
+        email: EmailQueue,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.store = NotificationStore(db)
@@ -46,10 +45,6 @@ class Notifications:
         self.preferences = PreferenceService(
             self.store, cache, settings.preferences_cache_ttl, clock
         )
-
-        def email() -> EmailQueue | None:
-            found: EmailQueue | None = extras.get("email")
-            return found
 
         self.worker = NotificationWorker(
             store=self.store,

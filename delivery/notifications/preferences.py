@@ -13,14 +13,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from rooms.cache import Cache
-from rooms.errors import Invalid
+from base.errors import Invalid
 from schemas.notifications import (
     Preferences,
     PreferencesUpdate,
     QuietHours,
     TypePreference,
 )
+from state.cache import Cache
 from storage.messages import now_ms
 from storage.notifications import NotificationStore, PreferenceRow
 

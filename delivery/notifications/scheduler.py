@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from rooms.presence import PresenceTracker
+from state.presence import PresenceTracker
 from storage.messages import MessageStore, now_ms
 from storage.notifications import JobRow, NotificationRow, NotificationStore, UnreadCandidate
 from storage.users import UserStore

@@ -14,10 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rooms.errors import Invalid, NotFound
-from rooms.ratelimit import RateLimiter
-from rooms.users import UserHub
-from rooms.views import iso
+from base.clock import iso
+from base.errors import Invalid, NotFound
+from delivery.ports import UserFrames
 from schemas.codec import encode
 from schemas.notifications import (
     Accepted,
@@ -27,6 +26,7 @@ from schemas.notifications import (
     NotificationFrame,
     NotificationPage,
 )
+from state.ratelimit import RateLimiter
 from storage.messages import now_ms
 from storage.notifications import FOLD_CATEGORY, FOLDED, JobRow, NotificationRow, NotificationStore
 
@@ -77,7 +77,7 @@ class NotificationService:
         *,
         store: NotificationStore,
         preferences: PreferenceService,
-        users: UserHub,
+        users: UserFrames,
         limiter: RateLimiter,
         rate_per_minute: int,
         clock: Callable[[], int] = now_ms,

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from rooms.errors import Invalid
+from base.errors import Invalid
 from storage.messages import now_ms
 from storage.notifications import FOLD_CATEGORY, JobRow, NotificationStore
 from storage.users import UserStore
@@ -45,17 +45,13 @@ class EmailQueue(Protocol):
     ) -> str: ...
 
 
-class EmailUnavailable(Exception):
-    """The email pipeline is not running in this process (yet)."""
-
-
 class NotificationWorker:
     def __init__(
         self,
         *,
         store: NotificationStore,
         users: UserStore,
-        email: Callable[[], EmailQueue | None],
+        email: EmailQueue,
         batch_size: int,
         batch_timeout: float,
         clock: Callable[[], int] = now_ms,
@@ -154,10 +150,7 @@ class NotificationWorker:
             )
             return
         data["recipient_name"] = (profile.name if profile is not None else None) or "there"
-        queue = self.email()
-        if queue is None:
-            raise EmailUnavailable("services.extras['email'] is not available")
-        email_id = await queue.submit_internal(
+        email_id = await self.email.submit_internal(
             to=email,
             template=job.template,
             data=data,

@@ -12,11 +12,11 @@ SES through SNS::
     else: events = parse_ses_notification(decode_message_json(message))
 """
 
-from delivery.webhooks.events import DeliveryEvent, MalformedWebhook, WebhookError
+from delivery.webhooks.events import MalformedWebhook, WebhookError
 from delivery.webhooks.sendgrid import SendGridSignatureVerifier, parse_events
 from delivery.webhooks.ses import parse_ses_notification
 from delivery.webhooks.sns import SnsMessage, SnsVerifier, decode_message_json
-from delivery.webhooks.status import DeliveryStatus, may_advance
+from schemas.delivery import DeliveryEvent, DeliveryStatus, may_advance
 
 __all__ = [
     "DeliveryEvent",

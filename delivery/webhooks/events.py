@@ -1,29 +1,8 @@
-"""The provider-neutral event every webhook parser returns."""
+"""Errors of webhook parsing and the dedupe key every parser computes."""
 
 from __future__ import annotations
 
 import hashlib
-
-import msgspec
-
-from delivery.webhooks.status import DeliveryStatus
-
-
-class DeliveryEvent(msgspec.Struct, frozen=True, kw_only=True):
-    provider: str
-    kind: str  # the provider's own event name, e.g. "bounce", "Complaint"
-    # None when the event changes no status (processed, unsubscribes): act on ``suppress``.
-    status: DeliveryStatus | None
-    recipient: str
-    occurred_at: float  # epoch seconds
-    email_id: str | None = None
-    # SendGrid: the X-Message-Id we got at send (sg_message_id up to the first dot).
-    # SES: the MessageId returned by SendEmail.
-    provider_message_id: str | None = None
-    detail: str | None = None
-    suppress: bool = False
-    bounce_type: str | None = None
-    dedupe_key: str = ""
 
 
 class WebhookError(Exception):

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from delivery.webhooks.events import DeliveryEvent, MalformedWebhook, WebhookError, dedupe_key
-from delivery.webhooks.status import DeliveryStatus
+from delivery.webhooks.events import MalformedWebhook, WebhookError, dedupe_key
+from schemas.delivery import DeliveryEvent, DeliveryStatus
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"

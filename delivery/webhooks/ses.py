@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from delivery.providers.mime import EMAIL_ID_HEADER
-from delivery.webhooks.events import DeliveryEvent, MalformedWebhook, dedupe_key
-from delivery.webhooks.status import DeliveryStatus
+from delivery.webhooks.events import MalformedWebhook, dedupe_key
+from schemas.delivery import DeliveryEvent, DeliveryStatus
 
 PROVIDER = "ses"
 S = DeliveryStatus

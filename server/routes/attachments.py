@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from rooms.attachments import EMAIL, MESSAGE, attachments_in
-from rooms.errors import Invalid
-from rooms.service import Caller
+from attachments.service import EMAIL, MESSAGE
+from base.errors import Invalid
+from base.identity import Caller
 from schemas.attachments import PresignUpload
 from server.http import body, caller, ensure_accepting, json, services
 from server.multipart import FORM_OVERHEAD_BYTES, FormStream, FormTooLarge
@@ -29,7 +29,7 @@ async def upload_for_email(request: Request) -> Response:
 async def _upload(request: Request, who: Caller, kind: str) -> Response:
     svc = services(request)
     ensure_accepting(svc)
-    uploads = attachments_in(svc.extras)
+    uploads = svc.attachments
     limit = uploads.max_bytes + FORM_OVERHEAD_BYTES
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -61,7 +61,7 @@ async def presign(request: Request) -> Response:
     svc = services(request)
     ensure_accepting(svc)
     data = await body(request, PresignUpload)
-    answer = await attachments_in(svc.extras).presign(
+    answer = await svc.attachments.presign(
         who, data.conversation_id, data.filename, data.content_type, data.size
     )
     return json(answer, status=201)
@@ -70,14 +70,14 @@ async def presign(request: Request) -> Response:
 async def confirm(request: Request) -> Response:
     who = await caller(request)
     svc = services(request)
-    info = await attachments_in(svc.extras).confirm(who, request.path_params["attachment_id"])
+    info = await svc.attachments.confirm(who, request.path_params["attachment_id"])
     return json(info)
 
 
 async def download(request: Request) -> Response:
     who = await caller(request)
     svc = services(request)
-    found = await attachments_in(svc.extras).download(who, request.path_params["attachment_id"])
+    found = await svc.attachments.download(who, request.path_params["attachment_id"])
     # Links are per user and short-lived: no shared cache may keep them or the bytes.
     if found.url is not None:
         return RedirectResponse(found.url, status_code=302, headers={"Cache-Control": "no-store"})

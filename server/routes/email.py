@@ -7,13 +7,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from base.clock import iso
+from base.errors import Forbidden, Invalid, NotFound, ServiceError
+from base.identity import Caller
 from delivery.email import EmailService
 from delivery.providers.base import OutgoingEmail
 from delivery.webhooks import MalformedWebhook, WebhookError
-from rooms.attachments import attachments_in
-from rooms.errors import Forbidden, Invalid, NotFound, ServiceError
-from rooms.service import Caller
-from rooms.views import iso
 from schemas.email import DevEmail, SuppressionOut, SuppressionPage
 from server.auth import require_role
 from server.http import caller, ensure_accepting, int_param, json, reject_nul, services
@@ -27,7 +26,7 @@ _payload = msgspec.json.Decoder(OutgoingEmail)
 
 
 def _email(request: Request) -> EmailService:
-    service: EmailService = services(request).extras["email"]
+    service: EmailService = services(request).email
     return service
 
 
@@ -59,7 +58,7 @@ async def _accept(request: Request, batch: bool) -> Response:
     key = request.headers.get("idempotency-key")
     service = _email(request)
     # Attachments given by id are uploads from POST /api/email/attachments.
-    uploads = attachments_in(svc.extras)
+    uploads = svc.attachments
     reply = await (service.batch if batch else service.send)(who, raw, key, uploads)
     headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
     return json(reply.body, status=reply.status, headers=headers)
@@ -105,7 +104,7 @@ async def sendgrid_webhook(request: Request) -> Response:
     if len(raw) > MAX_WEBHOOK_BYTES:
         raise ServiceError("body is too large", code="payload_too_large")
     try:
-        received, applied = await _email(request).webhooks.sendgrid(request.headers, raw)
+        received, applied = await services(request).webhooks.sendgrid(request.headers, raw)
     except MalformedWebhook as exc:
         raise Invalid(str(exc)) from None
     except WebhookError as exc:
@@ -118,7 +117,7 @@ async def ses_webhook(request: Request) -> Response:
     if len(raw) > MAX_WEBHOOK_BYTES:
         raise ServiceError("body is too large", code="payload_too_large")
     try:
-        received, applied = await _email(request).webhooks.ses(raw)
+        received, applied = await services(request).webhooks.ses(raw)
     except MalformedWebhook as exc:
         raise Invalid(str(exc)) from None
     except WebhookError as exc:

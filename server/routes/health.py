@@ -11,6 +11,8 @@ from starlette.routing import Route
 
 from delivery import metrics as delivery_metrics
 from server.http import json, services
+from storage.email import EmailStore
+from storage.notifications import NotificationStore
 
 
 async def healthz(request: Request) -> Response:
@@ -45,15 +47,12 @@ async def metrics(request: Request) -> Response:
     node, so any node's figure is the service's.
     """
     svc = services(request)
-    queues = {
-        "email": svc.extras.get("email"),
-        "notification_email": svc.extras.get("notifications"),
+    queues: dict[str, EmailStore | NotificationStore] = {
+        "email": svc.email.store,
+        "notification_email": svc.notifications.store,
     }
     now = time.time() * 1000
-    for name, owner in queues.items():
-        store = getattr(owner, "store", None)
-        if store is None:
-            continue
+    for name, store in queues.items():
         try:
             depth, oldest = await store.queue_stats()
         except Exception:

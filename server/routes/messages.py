@@ -6,8 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from rooms.attachments import attachments_in
-from rooms.errors import Forbidden
+from base.errors import Forbidden
 from schemas.messages import CreateConversation, SendMessage
 from server.http import body, caller, ensure_accepting, int_param, json, services
 
@@ -55,7 +54,7 @@ async def send(request: Request) -> Response:
     data = await body(request, SendMessage)
     if data.sender_id is not None and data.sender_id != who.user_id:
         raise Forbidden("senderId must be the caller")
-    message = await attachments_in(svc.extras).send(
+    message = await svc.attachments.send(
         who, data.conversation_id, data.content, data.client_msg_id, data.attachment_ids
     )
     return json(message, status=201)

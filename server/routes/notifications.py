@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from base.errors import Invalid
+from base.identity import Caller
 from delivery.notifications import Notifications, Outgoing
 from delivery.notifications import workflows as flows
 from delivery.notifications.preferences import valid_timezone
-from rooms.errors import Invalid
-from rooms.service import Caller
 from schemas.notifications import (
     InvestmentEvent,
     MarketplaceAlert,
@@ -36,7 +36,7 @@ PLATFORM_ROLES = ("service", "admin")
 
 
 def _notifications(request: Request) -> Notifications:
-    found: Notifications = services(request).extras["notifications"]
+    found: Notifications = services(request).notifications
     return found
 
 

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from rooms.errors import NotFound
+from base.errors import NotFound
 from server.http import services
 
 DEMO = Path(__file__).resolve().parent.parent / "static" / "demo.html"

@@ -4,7 +4,7 @@ STATEMENTS = [
     """CREATE TABLE emails (
         id TEXT PRIMARY KEY,
         -- queued, sending, sent, deferred, delivered, opened, clicked, bounced, dropped,
-        -- spam_report, failed, suppressed (delivery.webhooks.status.DeliveryStatus).
+        -- spam_report, failed, suppressed (schemas.delivery.DeliveryStatus).
         status TEXT NOT NULL,
         -- The rendered OutgoingEmail as JSON: what is sent is fixed at accept time.
         payload TEXT NOT NULL,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from delivery.webhooks import DeliveryStatus as S
-from delivery.webhooks import may_advance
+from schemas.delivery import DeliveryStatus as S
+from schemas.delivery import may_advance
 
 
 @pytest.mark.parametrize(

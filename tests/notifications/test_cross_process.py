@@ -27,7 +27,7 @@ def _redis_up() -> bool:
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("rooms.redis_state") is None, reason="no Redis backend in this tree"
+    importlib.util.find_spec("state.redis") is None, reason="no Redis backend in this tree"
 )
 async def test_a_push_crosses_processes_through_redis(
     make_server: Callable[..., ServerProcess], tmp_path: Path

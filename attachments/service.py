@@ -14,10 +14,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
-from rooms.errors import (
+from attachments.filetypes import (
+    DEFAULT_ALLOWED,
+    HEAD_BYTES,
+    claimed_type,
+    family_of,
+    matches,
+    sanitise_filename,
+)
+from attachments.ports import Conversations
+from base.errors import (
     Conflict,
     Forbidden,
     Invalid,
@@ -27,22 +35,13 @@ from rooms.errors import (
     ServiceError,
     UnsupportedMediaType,
 )
-from rooms.filetypes import (
-    DEFAULT_ALLOWED,
-    HEAD_BYTES,
-    claimed_type,
-    family_of,
-    matches,
-    sanitise_filename,
-)
-from rooms.service import Caller, Messaging
+from base.identity import Caller
 from schemas.attachments import AttachmentInfo, PresignedUpload
 from schemas.messages import Message
 from schemas.settings import Settings
 from storage.attachments import AttachmentRow, AttachmentStore, ClaimRefused
-from storage.db import Database
 from storage.messages import now_ms
-from storage.objects import ObjectStore, TooLarge, open_objects, read_all
+from storage.objects import ObjectStore, TooLarge, read_all
 
 log = logging.getLogger("pitchey.attachments")
 
@@ -95,7 +94,7 @@ class Attachments:
         settings: Settings,
         store: AttachmentStore,
         objects: dict[str, ObjectStore],
-        messaging: Messaging,
+        messaging: Conversations,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -107,9 +106,10 @@ class Attachments:
 
     # ---- lifecycle ---------------------------------------------------------------
 
-    async def start(self) -> None:
-        for objects in self.objects.values():
-            await objects.start()
+    # The buckets are opened and closed by `server.wiring`: the email worker reads the email
+    # bucket after this service has stopped.
+
+    def start(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="attachment-sweeper")
 
     async def stop(self) -> None:
@@ -119,8 +119,6 @@ class Attachments:
                 await self._sweeper
             except asyncio.CancelledError:
                 pass
-        for objects in self.objects.values():
-            await objects.stop()
 
     # ---- uploads -----------------------------------------------------------------
 
@@ -439,18 +437,11 @@ def metadata(rows: Sequence[AttachmentRow]) -> list[dict[str, object]]:
 
 
 class EmailBucket:
-    """What the email worker reads: taken email uploads, by id, whole.
-
-    The worker keeps its own connection to the email bucket, opened on first use and
-    closed by its own stop, because it sends its last emails after the Attachments
-    service has stopped.
-    """
+    """What the email worker reads: taken email uploads, by id, whole."""
 
     def __init__(self, store: AttachmentStore, objects: ObjectStore) -> None:
         self.store = store
         self.objects = objects
-        self._started = False
-        self._lock = asyncio.Lock()
 
     async def read(self, attachment_id: str) -> tuple[AttachmentRow, bytes] | None:
         """The upload and its bytes; None when no taken email upload has this id (or its
@@ -458,46 +449,6 @@ class EmailBucket:
         row = await self.store.get(attachment_id)
         if row is None or row.kind != EMAIL or row.claimed_at is None:
             return None
-        async with self._lock:
-            if not self._started:
-                await self.objects.start()
-                self._started = True
         if await self.objects.head(row.object_key) is None:
             return None
         return row, await read_all(self.objects.get(row.object_key))
-
-    async def stop(self) -> None:
-        async with self._lock:
-            if self._started:
-                await self.objects.stop()
-                self._started = False
-
-
-def open_email_bucket(settings: Settings, db: Database) -> EmailBucket:
-    return EmailBucket(
-        AttachmentStore(db), open_objects(settings, settings.email_attachments_bucket)
-    )
-
-
-EXTRAS_KEY = "attachments"
-
-
-def attachments_in(extras: dict[str, Any]) -> Attachments:
-    """The running service, kept in `Services.extras` by the lifespan."""
-    found: Attachments = extras[EXTRAS_KEY]
-    return found
-
-
-async def start_attachments(settings: Settings, db: Database, messaging: Messaging) -> Attachments:
-    """Open both buckets on the configured backend and start the sweeper."""
-    service = Attachments(
-        settings=settings,
-        store=AttachmentStore(db),
-        objects={
-            MESSAGE: open_objects(settings, settings.message_attachments_bucket),
-            EMAIL: open_objects(settings, settings.email_attachments_bucket),
-        },
-        messaging=messaging,
-    )
-    await service.start()
-    return service

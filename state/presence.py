@@ -2,7 +2,7 @@
 
 Rooms report their local sessions' users; the tracker answers whether that
 changed the user's online state for the whole service. In one process that is
-the local count; with Redis (rooms.redis_state) it spans processes with a
+the local count; with Redis (state.redis) it spans processes with a
 heartbeat, so a process that dies stops counting after a bounded time.
 """
 

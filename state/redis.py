@@ -1,6 +1,6 @@
 """State shared by every process through Redis: caches, rate limits and presence.
 
-Chosen by `server.lifespan` when REDIS_URL is set. Every key starts with
+Chosen by `server.wiring` when REDIS_URL is set. Every key starts with
 REDIS_PREFIX. A Redis failure never reaches a room or a request: caches miss,
 rate limits fall back to this process's own count, presence to its own sessions.
 """
@@ -12,18 +12,14 @@ import contextlib
 import logging
 import random
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
-from rooms.broker import Broker, conversation_channel
-from rooms.cache import Cache
-from rooms.presence import PresenceTracker
-from rooms.ratelimit import MemoryRateLimiter, RateLimiter
-from rooms.redis_broker import RedisBroker, command_client
-from schemas.codec import encode
-from schemas.frames import PresenceFrame
-from schemas.settings import Settings
+from state.ratelimit import MemoryRateLimiter
 
 log = logging.getLogger("pitchey.redis")
 
@@ -33,12 +29,21 @@ _VERSION_TTL_MS = 7 * 24 * 3600 * 1000
 _ENTRY_TTL_CAP = 24 * 3600.0
 
 
-def redis_backends(settings: Settings) -> tuple[Broker, Cache, RateLimiter, PresenceTracker]:
-    redis = command_client(settings.redis_url)
-    prefix = settings.redis_prefix
-    broker = RedisBroker(settings.redis_url, prefix, redis)
-    presence = RedisPresence(redis, prefix, broker, ttl=settings.presence_ttl)
-    return broker, RedisCache(redis, prefix), RedisRateLimiter(redis, prefix), presence
+def command_client(url: str) -> Redis:
+    """A client for ordinary commands: fail fast, one quick retry, so a dead Redis costs little."""
+    client: Redis = Redis.from_url(
+        url,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=30,
+    )
+    return client
+
+
+# Called for each user a dead node's sweep removed from a conversation: the rooms
+# announce them offline (the state layer knows nothing of frames or channels).
+WentOffline = Callable[[str, str], Awaitable[None]]
 
 
 _BUMP = """
@@ -96,7 +101,7 @@ class RedisCache:
             log.error("cache invalidation of %d namespaces failed: %s", len(namespaces), exc)
 
 
-# The arithmetic of rooms.ratelimit.gcra, run inside Redis with Redis's own clock,
+# The arithmetic of state.ratelimit.gcra, run inside Redis with Redis's own clock,
 # so every process counts against one timestamp and no client clock matters.
 _GCRA = """
 local t = redis.call('TIME')
@@ -218,12 +223,20 @@ class RedisPresence:
     lost them (a restart, or our node key expired), and they answer while Redis is down.
     """
 
-    def __init__(self, redis: Redis, prefix: str, broker: Broker, *, ttl: float) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        prefix: str,
+        *,
+        ttl: float,
+        node: str | None = None,
+        went_offline: WentOffline | None = None,
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
-        self._broker = broker
         self._ttl = ttl
-        self.node = getattr(broker, "node", None) or f"{random.getrandbits(64):016x}"
+        self._went_offline = went_offline
+        self.node = node or f"{random.getrandbits(64):016x}"
         self._node_key = f"{prefix}node:{self.node}"
         self._local: dict[str, Counter[str]] = {}
         self._set_count = redis.register_script(_SET_COUNT)
@@ -344,10 +357,10 @@ class RedisPresence:
         gone: list[Any] = await self._forget(
             keys=[self._hash(conversation_id)], args=[node, f"{self._prefix}node:"]
         )
+        if self._went_offline is None:
+            return
         for raw_user in gone:
-            user = _text(raw_user)
-            frame = PresenceFrame(conversation_id=conversation_id, user_id=user, online=False)
-            await self._broker.publish(conversation_channel(conversation_id), encode(frame))
+            await self._went_offline(conversation_id, _text(raw_user))
 
 
 def _text(value: object) -> str:

@@ -1,7 +1,7 @@
 """Rate limits as GCRA (generic cell rate algorithm): one timestamp per key, O(1).
 
 "50 per minute" admits a burst of 50, then one every 1.2 s. The Redis
-implementation (rooms.redis_state) shares the same arithmetic across processes.
+implementation (state.redis) shares the same arithmetic across processes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Delivery statuses of an email and the order in which they may change.
+"""Delivery statuses of an email, the order in which they may change, and the provider-neutral
+event every webhook parser returns.
+
+Here rather than in `delivery` because `storage.email` applies events to stored rows.
 
 Progress runs ``queued < sending < sent < deferred < delivered < opened < clicked``;
 a status only moves forward, so a late ``deferred`` never undoes ``delivered`` and
@@ -19,6 +22,8 @@ Outcomes are terminal-ish:
 from __future__ import annotations
 
 import enum
+
+import msgspec
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -55,3 +60,20 @@ def may_advance(current: DeliveryStatus, new: DeliveryStatus) -> bool:
     if new in _AFTER_ANY_PROGRESS:
         return True
     return new in _BEFORE_DELIVERY_ONLY and _RANK[current] < _RANK[S.DELIVERED]
+
+
+class DeliveryEvent(msgspec.Struct, frozen=True, kw_only=True):
+    provider: str
+    kind: str  # the provider's own event name, e.g. "bounce", "Complaint"
+    # None when the event changes no status (processed, unsubscribes): act on ``suppress``.
+    status: DeliveryStatus | None
+    recipient: str
+    occurred_at: float  # epoch seconds
+    email_id: str | None = None
+    # SendGrid: the X-Message-Id we got at send (sg_message_id up to the first dot).
+    # SES: the MessageId returned by SendEmail.
+    provider_message_id: str | None = None
+    detail: str | None = None
+    suppress: bool = False
+    bounce_type: str | None = None
+    dedupe_key: str = ""

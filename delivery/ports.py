@@ -1,0 +1,14 @@
+"""What delivery needs from the real-time side, declared here so `delivery` imports no room code.
+
+`rooms.users.UserHub` satisfies `UserFrames`; `server.wiring` hands it over.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class UserFrames(Protocol):
+    async def publish(self, user_id: str, payload: bytes) -> None:
+        """Send an encoded frame to every session of the user, on every process."""
+        ...

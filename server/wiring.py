@@ -1,0 +1,300 @@
+"""The composition root: builds every component from settings once, and takes them down in order.
+
+Swap points (database, broker, cache, rate limiter, presence, object store, email
+providers) are chosen here and nowhere else. `build` reads top to bottom in the order
+things start; `shutdown` stops them in the reverse order, after the writer has flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from attachments.service import EMAIL, MESSAGE, Attachments, EmailBucket
+from delivery.email import EmailService
+from delivery.failover import ProviderRouter, RetryPolicy
+from delivery.intake import WebhookIntake
+from delivery.notifications import Notifications
+from delivery.providers import build_providers
+from delivery.providers.base import MAX_MESSAGE_BYTES
+from delivery.render import TemplateRenderer
+from delivery.worker import EmailWorker
+from rooms.broker import Broker, MemoryBroker
+from rooms.registry import RoomRegistry
+from rooms.service import Messaging
+from rooms.session import CLOSE_GOING_AWAY, Session
+from rooms.users import UserHub
+from rooms.views import OfflineAnnouncer
+from schemas.settings import Settings
+from state.cache import Cache, MemoryCache
+from state.presence import MemoryPresence, PresenceTracker
+from state.ratelimit import MemoryRateLimiter, RateLimiter
+from storage.attachments import AttachmentStore
+from storage.db import Database, open_database
+from storage.email import EmailStore
+from storage.messages import MessageStore
+from storage.migrations import migrate
+from storage.objects import ObjectStore, open_objects
+
+log = logging.getLogger("pitchey.wiring")
+
+
+@dataclass(frozen=True, slots=True)
+class SharedState:
+    """What every process shares: in memory alone, through Redis when REDIS_URL is set."""
+
+    broker: Broker
+    cache: Cache
+    limiter: RateLimiter
+    presence: PresenceTracker
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    broker: Broker
+    cache: Cache
+    limiter: RateLimiter
+    presence: PresenceTracker
+    store: MessageStore
+    rooms: RoomRegistry
+    users: UserHub
+    messaging: Messaging
+    message_objects: ObjectStore
+    email_objects: ObjectStore
+    attachments: Attachments
+    email_worker: EmailWorker
+    email: EmailService
+    webhooks: WebhookIntake
+    notifications: Notifications
+    sessions: dict[Session, None] = field(default_factory=dict)
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+    draining: bool = False
+
+
+def shared_state(settings: Settings) -> SharedState:
+    if not settings.redis_url:
+        return SharedState(MemoryBroker(), MemoryCache(), MemoryRateLimiter(), MemoryPresence())
+    from rooms.redis_broker import RedisBroker
+    from state.redis import RedisCache, RedisPresence, RedisRateLimiter, command_client
+
+    redis = command_client(settings.redis_url)
+    prefix = settings.redis_prefix
+    broker = RedisBroker(settings.redis_url, prefix, redis)
+    presence = RedisPresence(
+        redis,
+        prefix,
+        ttl=settings.presence_ttl,
+        node=broker.node,
+        went_offline=OfflineAnnouncer(broker),
+    )
+    return SharedState(broker, RedisCache(redis, prefix), RedisRateLimiter(redis, prefix), presence)
+
+
+def email_pipeline(
+    settings: Settings, db: Database, limiter: RateLimiter, bucket: EmailBucket
+) -> tuple[EmailService, EmailWorker]:
+    """The request side and its worker (not started); the worker is built first so the
+    service can wake it."""
+    store = EmailStore(db)
+    primary, fallback = build_providers(
+        sendgrid_api_key=settings.sendgrid_api_key,
+        sendgrid_api_url=settings.sendgrid_api_url,
+        sendgrid_timeout=settings.sendgrid_timeout,
+        sendgrid_connections=settings.email_send_concurrency,
+        aws_access_key_id=settings.aws_ses_access_key,
+        aws_secret_access_key=settings.aws_ses_secret_key,
+        aws_region=settings.aws_ses_region,
+        ses_endpoint_url=settings.aws_ses_endpoint_url or None,
+    )
+    policy = RetryPolicy(
+        base_seconds=settings.email_retry_base,
+        cap_seconds=settings.email_retry_cap,
+        max_attempts=settings.email_max_attempts,
+        breaker_threshold=settings.email_breaker_threshold,
+        cooldown_seconds=settings.email_breaker_cooldown,
+    )
+    ses_sender = None
+    if settings.aws_ses_from_email:
+        ses_sender = (settings.aws_ses_from_email, settings.aws_ses_from_name or None)
+    worker = EmailWorker(
+        store=store,
+        router=ProviderRouter(primary, fallback, policy),
+        limiter=limiter,
+        batch_size=settings.email_batch_size,
+        batch_timeout=settings.email_batch_timeout,
+        concurrency=settings.email_send_concurrency,
+        claim_ttl=settings.email_claim_ttl,
+        per_minute=settings.email_rate_limit_per_minute,
+        per_hour=settings.email_rate_limit_per_hour,
+        ses_sender=ses_sender,
+        attachments=bucket,
+    )
+    # Accepted emails must fit the primary provider (a failover to SES may still refuse
+    # one over its smaller limit); EMAIL_MAX_MESSAGE_BYTES may only lower the limit.
+    limits = [MAX_MESSAGE_BYTES.get(primary.name), settings.email_max_message_bytes or None]
+    service = EmailService(
+        store=store,
+        renderer=TemplateRenderer(
+            Path(settings.email_template_dir) if settings.email_template_dir else None,
+            ttl_seconds=settings.email_template_ttl,
+        ),
+        from_email=settings.sendgrid_from_email,
+        from_name=settings.sendgrid_from_name,
+        provider=primary.name,
+        max_message_bytes=min((n for n in limits if n is not None), default=None),
+        on_enqueued=worker.notify,
+    )
+    return service, worker
+
+
+async def build(settings: Settings) -> Services:
+    # 1. The database, migrated.
+    db = open_database(settings.database_url)
+    await db.connect()
+    applied = await migrate(db)
+    if applied:
+        log.info("database migrated to version %d", applied[-1])
+    # 2. Shared state, and the real-time core on top of it.
+    state = shared_state(settings)
+    store = MessageStore(db)
+    rooms = RoomRegistry(
+        store=store,
+        broker=state.broker,
+        presence=state.presence,
+        max_replay=settings.ws_max_replay,
+        typing_ttl=settings.typing_ttl,
+    )
+    await state.broker.start(on_resubscribed=rooms.resync)
+    await state.presence.start()
+    users = UserHub(state.broker)
+    messaging = Messaging(
+        store=store,
+        batch_max=settings.message_batch_max,
+        rooms=rooms,
+        broker=state.broker,
+        cache=state.cache,
+        limiter=state.limiter,
+        rate_per_minute=settings.message_rate_limit_per_minute,
+        max_chars=settings.message_max_chars,
+        list_ttl=settings.conversation_cache_ttl,
+    )
+    messaging.start()
+    # 3. Both buckets, opened once: attachments write them, the email worker reads one.
+    message_objects = open_objects(settings, settings.message_attachments_bucket)
+    email_objects = open_objects(settings, settings.email_attachments_bucket)
+    await message_objects.start()
+    await email_objects.start()
+    uploads = AttachmentStore(db)
+    attachments = Attachments(
+        settings=settings,
+        store=uploads,
+        objects={MESSAGE: message_objects, EMAIL: email_objects},
+        messaging=messaging,
+    )
+    attachments.start()
+    # 4. Email: the worker, the request side that wakes it, provider webhooks in.
+    email, email_worker = email_pipeline(
+        settings, db, state.limiter, EmailBucket(uploads, email_objects)
+    )
+    webhooks = WebhookIntake(
+        email.store,
+        sendgrid_public_key=settings.sendgrid_webhook_public_key,
+        sns_topic_arns=settings.ses_sns_topic_arns,
+        sns_cert_host_pattern=settings.ses_sns_cert_host_pattern,
+        require_topic_allowlist=not settings.development,
+    )
+    email_worker.start()
+    # 5. Notifications last: they push through the user hub and queue into email.
+    notifications = Notifications(
+        settings=settings,
+        db=db,
+        messages=store,
+        cache=state.cache,
+        limiter=state.limiter,
+        presence=state.presence,
+        users=users,
+        email=email,
+    )
+    notifications.start()
+    services = Services(
+        settings=settings,
+        db=db,
+        broker=state.broker,
+        cache=state.cache,
+        limiter=state.limiter,
+        presence=state.presence,
+        store=store,
+        rooms=rooms,
+        users=users,
+        messaging=messaging,
+        message_objects=message_objects,
+        email_objects=email_objects,
+        attachments=attachments,
+        email_worker=email_worker,
+        email=email,
+        webhooks=webhooks,
+        notifications=notifications,
+    )
+    if settings.ws_idle_timeout > 0:
+        services.background.append(asyncio.create_task(_close_idle(services), name="idle-sweeper"))
+    return services
+
+
+async def _close_idle(services: Services) -> None:
+    timeout = services.settings.ws_idle_timeout
+    # Sweep a few times per timeout: a connection is closed at most 25% late.
+    period = max(0.05, timeout / 4)
+    while True:
+        await asyncio.sleep(period)
+        cutoff = time.monotonic() - timeout
+        for session in list(services.sessions):
+            if session.last_seen < cutoff:
+                session.close(CLOSE_GOING_AWAY, "idle timeout")
+
+
+async def shutdown(services: Services) -> None:
+    # 1. Stop accepting: new connections and sends are refused from here on.
+    services.draining = True
+    # 2. Ask every client to reconnect elsewhere (1001 going away).
+    for session in list(services.sessions):
+        session.close(CLOSE_GOING_AWAY, "server shutting down")
+    # 3. Flush the group-commit writer: every acknowledged message is stored.
+    await services.messaging.stop()
+    for task in services.background:
+        task.cancel()
+    for task in services.background:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    # 4. The rest in the reverse order of `build`; one failure does not stop the others.
+    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        ("notifications", services.notifications.stop),
+        ("email worker", services.email_worker.stop),
+        ("attachments", services.attachments.stop),
+        ("email bucket", services.email_objects.stop),
+        ("message bucket", services.message_objects.stop),
+        ("rooms", services.rooms.stop_all),
+        ("presence", services.presence.stop),
+        ("broker", services.broker.stop),
+        ("database", services.db.close),
+    ]
+    for name, stop in steps:
+        try:
+            await stop()
+        except Exception:
+            log.exception("stopping %s failed", name)
+
+
+@contextlib.asynccontextmanager
+async def lifespan_for(settings: Settings) -> AsyncIterator[Services]:
+    services = await build(settings)
+    try:
+        yield services
+    finally:
+        await shutdown(services)
