@@ -125,6 +125,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     attachment_unattached_ttl: Seconds = 86400.0
     attachment_sweep_interval: Seconds = 3600.0
 
+    # ---- HTTP edge limits (docs/security.md) ----
+
+    # ---- Real-time abuse limits (docs/security.md) ----
+
+    # ---- Delivery abuse limits (docs/security.md) ----
+
+    # ---- Storage, webhooks and secrets (docs/security.md) ----
+
+    # ---- Outages (docs/operations.md) ----
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")
