@@ -40,6 +40,7 @@ from storage.email import EmailStore
 from storage.messages import MessageStore
 from storage.migrations import migrate
 from storage.objects import ObjectStore, open_objects
+from storage.users import UserStore
 
 log = logging.getLogger("pitchey.wiring")
 
@@ -112,6 +113,7 @@ def email_pipeline(
         aws_secret_access_key=settings.aws_ses_secret_key,
         aws_region=settings.aws_ses_region,
         ses_endpoint_url=settings.aws_ses_endpoint_url or None,
+        ses_configuration_set=settings.aws_ses_configuration_set or None,
     )
     policy = RetryPolicy(
         base_seconds=settings.email_retry_base,
@@ -176,6 +178,7 @@ async def build(settings: Settings) -> Services:
     users = UserHub(state.broker)
     messaging = Messaging(
         store=store,
+        directory=UserStore(db),
         batch_max=settings.message_batch_max,
         rooms=rooms,
         broker=state.broker,
