@@ -140,6 +140,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # ---- Outages (docs/operations.md) ----
 
+    # ---- Runtime: garbage collection (server/runtime.py) ----
+    # Freeze long-lived objects (after start-up and after each settled burst of connections)
+    # so full collections walk only what is new.
+    gc_freeze: bool = True
+    gc_gen0_threshold: Positive = 10_000
+    gc_freeze_after_connections: Positive = 200
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")

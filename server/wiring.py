@@ -31,6 +31,7 @@ from rooms.session import CLOSE_GOING_AWAY, Session
 from rooms.users import UserHub
 from rooms.views import OfflineAnnouncer
 from schemas.settings import Settings
+from server.runtime import Runtime
 from state.cache import Cache, MemoryCache
 from state.presence import MemoryPresence, PresenceTracker
 from state.ratelimit import MemoryRateLimiter, RateLimiter
@@ -74,6 +75,7 @@ class Services:
     email: EmailService
     webhooks: WebhookIntake
     notifications: Notifications
+    runtime: Runtime
     sessions: dict[Session, None] = field(default_factory=dict)
     background: list[asyncio.Task[None]] = field(default_factory=list)
     draining: bool = False
@@ -226,6 +228,13 @@ async def build(settings: Settings) -> Services:
         email=email,
     )
     notifications.start()
+    sessions: dict[Session, None] = {}
+    runtime = Runtime(
+        connections=sessions.__len__,
+        freeze=settings.gc_freeze,
+        gen0_threshold=settings.gc_gen0_threshold,
+        freeze_after_connections=settings.gc_freeze_after_connections,
+    )
     services = Services(
         settings=settings,
         db=db,
@@ -244,7 +253,11 @@ async def build(settings: Settings) -> Services:
         email=email,
         webhooks=webhooks,
         notifications=notifications,
+        runtime=runtime,
+        sessions=sessions,
     )
+    # 6. Last: start-up objects are frozen out of the collector once everything is built.
+    runtime.start()
     if settings.ws_idle_timeout > 0:
         services.background.append(asyncio.create_task(_close_idle(services), name="idle-sweeper"))
     return services
@@ -277,6 +290,7 @@ async def shutdown(services: Services) -> None:
             await task
     # 4. The rest in the reverse order of `build`; one failure does not stop the others.
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        ("runtime", services.runtime.stop),
         ("notifications", services.notifications.stop),
         ("email worker", services.email_worker.stop),
         ("attachments", services.attachments.stop),
