@@ -210,7 +210,7 @@ OPERATIONS: tuple[Op, ...] = (
     Op(
         "POST",
         "/api/email/send",
-        "Queue an email (template + data, with an optional subject that overrides the template's; or subject + html/text)",
+        "Queue an email (template + data, optional subject override; or subject + html/text)",
         "email",
         SERVICE,
         body=em.SendEmail,
