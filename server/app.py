@@ -22,7 +22,7 @@ from server import logs
 from server.errors import http_error, service_error, unexpected_error
 from server.middleware import RejectNul, RequestId
 from server.routes import attachments, docs, email, health, messages, notifications, pages
-from server.settings import load_settings
+from server.settings import load_settings, warn_about
 from server.wiring import lifespan_for
 from server.ws import websocket_endpoint
 
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
     if not logging.getLogger().handlers:
         logs.configure(settings.log_level, settings.log_format)
     logs.install()
+    warn_about(settings)
     if settings.sentry_dsn:
         from server import sentry
 
