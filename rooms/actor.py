@@ -24,7 +24,7 @@ from rooms.frames import Outgoing
 from rooms.session import Session
 from rooms.views import message_frame
 from schemas.codec import encode, event_head_decoder
-from schemas.frames import PresenceFrame, Subscribed, TypingFrame
+from schemas.frames import PresenceChange, PresenceFrame, Subscribed, TypingFrame
 from state.presence import PresenceTracker
 from storage.messages import MessageStore
 
@@ -68,6 +68,8 @@ class Room:
         presence: PresenceTracker,
         max_replay: int,
         typing_ttl: float,
+        presence_flush_interval: float,
+        presence_broadcast_max: int,
         on_stop: Callable[[Room], None],
     ) -> None:
         self.conversation_id = conversation_id
@@ -84,6 +86,13 @@ class Room:
         # starts (and after a broker reconnect), then kept current by presence events.
         self._online: set[str] = set()
         self._typing: dict[str, float] = {}
+        # Presence goes out coalesced: what sessions were last told, and when the next
+        # frame is due. A thousand joins make a few frames, not a frame per join per member.
+        self._flush_interval = presence_flush_interval
+        self._broadcast_max = presence_broadcast_max
+        self._announced: set[str] = set()
+        self._flush_at: float | None = None
+        self._last_flush = float("-inf")
         self.last_seq = 0
         self._mailbox: asyncio.Queue[Command] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
@@ -109,12 +118,16 @@ class Room:
             # any event for a seq at or below this one is a repeat.
             self.last_seq = await self._store.last_seq(self.conversation_id)
             await self._load_online()
+            self._announced = set(self._online)
             while True:
                 command = await self._next()
                 if command is None:
                     self._expire_typing()
-                    continue
-                await self._handle(command)
+                else:
+                    await self._handle(command)
+                # Checked after every command too: a busy mailbox never lets _next time out.
+                if self._flush_at is not None and time.monotonic() >= self._flush_at:
+                    self._flush_presence()
                 if not self.sessions and self._mailbox.empty():
                     break
         except asyncio.CancelledError:
@@ -131,9 +144,12 @@ class Room:
             await self._cleanup()
 
     async def _next(self) -> Command | None:
-        if not self._typing:
+        deadlines = list(self._typing.values())
+        if self._flush_at is not None:
+            deadlines.append(self._flush_at)
+        if not deadlines:
             return await self._mailbox.get()
-        timeout = max(0.0, min(self._typing.values()) - time.monotonic())
+        timeout = max(0.0, min(deadlines) - time.monotonic())
         try:
             return await asyncio.wait_for(self._mailbox.get(), timeout)
         except TimeoutError:
@@ -150,6 +166,7 @@ class Room:
             case Resync():
                 await self._catch_up(None)
                 await self._load_online()
+                self._schedule_flush()
 
     async def _join(self, join: Join) -> None:
         session = join.session
@@ -229,7 +246,7 @@ class Room:
 
     async def _publish_presence(self, user_id: str, online: bool) -> None:
         frame = encode(
-            PresenceFrame(conversation_id=self.conversation_id, user_id=user_id, online=online)
+            PresenceChange(conversation_id=self.conversation_id, user_id=user_id, online=online)
         )
         try:
             await self._broker.publish(self.channel, frame)
@@ -253,11 +270,14 @@ class Room:
             self.last_seq = seq
             # A message ends its sender's typing state.
             self._typing.pop(head.message.sender_id, None)
-        elif head.type == "presence" and head.user_id is not None:
-            if head.online:
-                self._online.add(head.user_id)
-            elif head.user_id not in self._local_users:
-                self._online.discard(head.user_id)
+        elif head.type == "presence_change":
+            if head.user_id is not None:
+                if head.online:
+                    self._online.add(head.user_id)
+                elif head.user_id not in self._local_users:
+                    self._online.discard(head.user_id)
+                self._schedule_flush()
+            return  # folded into the next `presence` frame, not forwarded one by one
         elif head.type == "typing" and head.user_id is not None:
             if head.is_typing:
                 self._typing[head.user_id] = time.monotonic() + self._typing_ttl
@@ -293,6 +313,32 @@ class Room:
             session.send(frame)
         metrics.frames_out.inc(len(self.sessions))
         metrics.fanout_seconds.observe(time.perf_counter() - started)
+
+    def _schedule_flush(self) -> None:
+        if self._flush_at is None:
+            self._flush_at = max(time.monotonic(), self._last_flush + self._flush_interval)
+
+    def _flush_presence(self) -> None:
+        """One `presence` frame with what changed since the last one (or only the count)."""
+        self._flush_at = None
+        self._last_flush = time.monotonic()
+        joined = self._online - self._announced
+        left = self._announced - self._online
+        if not joined and not left:
+            return
+        self._announced = set(self._online)
+        if len(self._online) > self._broadcast_max:
+            frame = PresenceFrame(
+                conversation_id=self.conversation_id, online_count=len(self._online)
+            )
+        else:
+            frame = PresenceFrame(
+                conversation_id=self.conversation_id,
+                online_count=len(self._online),
+                joined=sorted(joined) or None,
+                left=sorted(left) or None,
+            )
+        self._fanout(Outgoing(encode(frame)))
 
     def _expire_typing(self) -> None:
         now = time.monotonic()

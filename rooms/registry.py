@@ -22,12 +22,16 @@ class RoomRegistry:
         presence: PresenceTracker,
         max_replay: int,
         typing_ttl: float,
+        presence_flush_interval: float,
+        presence_broadcast_max: int,
     ) -> None:
         self._store = store
         self._broker = broker
         self._presence = presence
         self._max_replay = max_replay
         self._typing_ttl = typing_ttl
+        self._presence_flush_interval = presence_flush_interval
+        self._presence_broadcast_max = presence_broadcast_max
         self.rooms: dict[str, Room] = {}
         metrics.rooms_active.set_function(lambda: len(self.rooms))
 
@@ -41,6 +45,8 @@ class RoomRegistry:
                 presence=self._presence,
                 max_replay=self._max_replay,
                 typing_ttl=self._typing_ttl,
+                presence_flush_interval=self._presence_flush_interval,
+                presence_broadcast_max=self._presence_broadcast_max,
                 on_stop=self._forget,
             )
             self.rooms[conversation_id] = room
@@ -71,6 +77,10 @@ class RoomRegistry:
     def leave_all(self, session: Session) -> None:
         for conversation_id in tuple(session.subscriptions):
             self.leave(conversation_id, session)
+
+    async def online(self, conversation_id: str) -> list[str]:
+        """Who is online in the conversation, on every process (the presence tracker's view)."""
+        return await self._presence.online(conversation_id)
 
     def resync(self, channels: Sequence[str]) -> None:
         """After a broker reconnect every room checks storage for messages it missed."""

@@ -25,7 +25,7 @@ from rooms.views import message_view
 from rooms.writer import MessageWriter
 from schemas.codec import encode
 from schemas.frames import ReadFrame, TypingFrame
-from schemas.messages import Conversation, ConversationPage, Message, MessagePage
+from schemas.messages import Conversation, ConversationPage, Message, MessagePage, Presence
 from state.cache import Cache
 from state.ratelimit import RateLimiter
 from storage.db import DatabaseUnavailable
@@ -311,6 +311,15 @@ class Messaging:
     async def subscribe(self, session: Session, conversation_id: str, since: int | None) -> None:
         await self.require_member(session.user_id, conversation_id)
         await self.rooms.join(conversation_id, session, since)
+
+    async def presence(self, caller: Caller, conversation_id: str) -> Presence:
+        """Who is online now (members only); the list a large room's frames leave out."""
+        await self.require_member(caller.user_id, conversation_id)
+        try:
+            online = await self.rooms.online(conversation_id)
+        except Exception as exc:
+            raise Unavailable("presence unavailable") from exc
+        return Presence(conversation_id=conversation_id, online=online, online_count=len(online))
 
     async def unsubscribe(self, session: Session, conversation_id: str) -> None:
         if conversation_id not in session.subscriptions:

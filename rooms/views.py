@@ -5,7 +5,7 @@ from __future__ import annotations
 from base.clock import iso
 from rooms.broker import Broker, conversation_channel
 from schemas.codec import encode
-from schemas.frames import MessageFrame, PresenceFrame
+from schemas.frames import MessageFrame, PresenceChange
 from schemas.messages import Message
 from storage.messages import StoredMessage
 
@@ -38,5 +38,5 @@ class OfflineAnnouncer:
         self._broker = broker
 
     async def __call__(self, conversation_id: str, user_id: str) -> None:
-        frame = PresenceFrame(conversation_id=conversation_id, user_id=user_id, online=False)
+        frame = PresenceChange(conversation_id=conversation_id, user_id=user_id, online=False)
         await self._broker.publish(conversation_channel(conversation_id), encode(frame))

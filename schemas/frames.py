@@ -95,7 +95,20 @@ class TypingFrame(ServerFrame, tag="typing", kw_only=True):
     is_typing: bool
 
 
-class PresenceFrame(ServerFrame, tag="presence", kw_only=True):
+class PresenceFrame(ServerFrame, tag="presence", kw_only=True, omit_defaults=True):
+    """What changed since the room's last presence frame (at most one per
+    PRESENCE_FLUSH_INTERVAL). Above PRESENCE_BROADCAST_MAX_MEMBERS online, only the count."""
+
+    conversation_id: str
+    online_count: int
+    joined: list[str] | None = None
+    left: list[str] | None = None
+
+
+class PresenceChange(ServerFrame, tag="presence_change", kw_only=True):
+    """Between processes only (the broker): one user came online or went offline in a
+    conversation. Rooms fold these into `presence` frames; clients never see them."""
+
     conversation_id: str
     user_id: str
     online: bool

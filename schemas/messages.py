@@ -72,6 +72,12 @@ class MessagePage(Base, kw_only=True):
     next_cursor: str | None = None
 
 
+class Presence(Base, kw_only=True):
+    conversation_id: str
+    online: list[str]
+    online_count: int
+
+
 class ErrorBody(Base):
     code: str
     message: str

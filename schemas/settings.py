@@ -65,6 +65,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     conversation_cache_ttl: Seconds = 300.0
     # Presence heartbeat (multi-process): a process that dies stops counting as online after this.
     presence_ttl: Seconds = 30.0
+    # Presence frames are coalesced: at most one per room per interval, carrying the joins
+    # and leaves since the last; above the member bound, only the online count.
+    presence_flush_interval: Seconds = 0.25
+    presence_broadcast_max_members: Positive = 100
 
     # Email delivery (seed: 20 per batch or every 15 s; 100/min and 1000/h).
     email_batch_size: Positive = 20

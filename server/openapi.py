@@ -128,6 +128,14 @@ OPERATIONS: tuple[Op, ...] = (
         query=(_CURSOR, _limit(100)),
     ),
     Op(
+        "GET",
+        "/api/messages/conversations/{conversation_id}/presence",
+        "Who is online in a conversation now (participants only)",
+        "messages",
+        response=msg.Presence,
+        errors=(401, 404, 503),
+    ),
+    Op(
         "POST",
         "/api/messages/send",
         "Send a message",

@@ -174,6 +174,8 @@ async def build(settings: Settings) -> Services:
         presence=state.presence,
         max_replay=settings.ws_max_replay,
         typing_ttl=settings.typing_ttl,
+        presence_flush_interval=settings.presence_flush_interval,
+        presence_broadcast_max=settings.presence_broadcast_max_members,
     )
     await state.broker.start(on_resubscribed=rooms.resync)
     await state.presence.start()

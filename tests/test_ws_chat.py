@@ -58,10 +58,11 @@ async def test_subscribed_reports_who_is_online_and_presence_changes(server: Ser
         async with ws_client(server, bob) as b:
             second = await b.subscribe(conv)
             assert sorted(second["online"]) == sorted([alice, bob])
-            online = await a.expect("presence", where=lambda f: f["userId"] == bob)
-            assert online["online"] is True
-        offline = await a.expect("presence", where=lambda f: f["userId"] == bob and not f["online"])
+            online = await a.expect("presence", where=lambda f: bob in f.get("joined", []))
+            assert online["onlineCount"] == 2
+        offline = await a.expect("presence", where=lambda f: bob in f.get("left", []))
         assert offline["conversationId"] == conv
+        assert offline["onlineCount"] == 1
 
 
 async def test_typing_reaches_others_and_expires_by_itself(server: ServerProcess) -> None:

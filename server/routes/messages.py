@@ -47,6 +47,12 @@ async def history(request: Request) -> Response:
     return json(page)
 
 
+async def presence(request: Request) -> Response:
+    who = await caller(request)
+    online = await services(request).messaging.presence(who, request.path_params["conversation_id"])
+    return json(online)
+
+
 async def send(request: Request) -> Response:
     who = await caller(request)
     svc = services(request)
@@ -69,6 +75,7 @@ async def mark_read(request: Request) -> Response:
 routes = [
     Route("/api/messages/conversations", create_conversation, methods=["POST"]),
     Route("/api/messages/conversations", list_conversations, methods=["GET"]),
+    Route("/api/messages/conversations/{conversation_id}/presence", presence, methods=["GET"]),
     Route("/api/messages/send", send, methods=["POST"]),
     Route("/api/messages/{message_id}/read", mark_read, methods=["POST"]),
     Route("/api/messages/{conversation_id}", history, methods=["GET"]),

@@ -14,7 +14,8 @@
 //   when it sees a seq jump; drops repeats;
 // - sends with a clientMsgId and resolves when the `ack` arrives; unacknowledged sends are
 //   sent again after a reconnect with the same clientMsgId, which the server deduplicates;
-// - typing (refreshed while typing), read receipts, presence, notifications and inbox counts;
+// - typing (refreshed while typing), read receipts, presence (coalesced frames applied to
+//   the online list of `subscribed`), notifications and inbox counts;
 // - an application-level ping so idle connections stay open and dead ones are noticed.
 
 const PING_EVERY_MS = 25000;
@@ -91,6 +92,11 @@ export class PitcheyClient extends EventTarget {
     if (before !== undefined) params.set("before", String(before));
     if (after !== undefined) params.set("after", String(after));
     return this._rest(`/api/messages/${encodeURIComponent(conversationId)}?${params}`);
+  }
+
+  // Everyone online in a conversation now (the list large rooms leave out of `presence`).
+  async presence(conversationId) {
+    return this._rest(`/api/messages/conversations/${encodeURIComponent(conversationId)}/presence`);
   }
 
   async notifications({ unread = false, cursor } = {}) {
@@ -181,6 +187,7 @@ export class PitcheyClient extends EventTarget {
         const state = this.conversations.get(frame.conversationId);
         if (state) {
           state.subscribed = true;
+          state.online = new Set(frame.online);
           if (state.lastSeq === null || state.lastSeq === undefined) state.lastSeq = frame.seq;
           else if (!frame.recovered) await this._pageGap(frame.conversationId, frame.seq);
         }
@@ -218,6 +225,20 @@ export class PitcheyClient extends EventTarget {
           waiting.reject(Object.assign(new Error(frame.message), { code: frame.code }));
         }
         this._emit("error", frame);
+        break;
+      }
+      case "presence": {
+        // Coalesced: who joined and left since the last frame, or only the count in a
+        // large room. Applied as set operations to the list `subscribed` gave.
+        const state = this.conversations.get(frame.conversationId);
+        if (state?.online) {
+          for (const user of frame.joined || []) state.online.add(user);
+          for (const user of frame.left || []) state.online.delete(user);
+        }
+        this._emit("presence", {
+          ...frame,
+          online: state?.online && (frame.joined || frame.left) ? [...state.online] : undefined,
+        });
         break;
       }
       case "pong":
