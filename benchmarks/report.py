@@ -166,7 +166,8 @@ def delivery_rows(doc: dict[str, Any]) -> list[str]:
         "Ours: emails/s from the first accept to the last provider 202, p50 / p99 from our 202 "
         "to the provider's. httpx-ceiling: the same requests straight from one httpx "
         "AsyncClient at the same concurrency, nothing stored: requests/s from the first send to "
-        "the last 202, p50 / p99 per request; no accept step.",
+        "the last 202, p50 / p99 per request; no accept step. Its fastest pool layout is shown "
+        "(every layout is in the results JSON).",
         "",
         "| sender | emails | provider delay ms | emails/s | accepted/s "
         "| p50 / p99 ms | provider calls incl. repeats |",
@@ -180,7 +181,10 @@ def delivery_rows(doc: dict[str, Any]) -> list[str]:
             f"{_num(r.get('p50_ms'))} / {_num(r.get('p99_ms'))} | "
             f"{r.get('delivered_including_repeats', '–')}"
         )
-        rows.append(f"| {e['label']} | {e['subscribers']:,} | {_status(e, cells)} |")
+        label = e["label"]
+        if "clients" in r:  # the ceiling: which pool layout was fastest
+            label += f" ({r['clients']} × {r['connections_per_client']} connections)"
+        rows.append(f"| {label} | {e['subscribers']:,} | {_status(e, cells)} |")
     return rows
 
 
