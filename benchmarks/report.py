@@ -164,8 +164,8 @@ def rest_rows(doc: dict[str, Any]) -> list[str]:
 def delivery_rows(doc: dict[str, Any]) -> list[str]:
     rows = [
         "Ours: emails/s from the first accept to the last provider 202, p50 / p99 from our 202 "
-        "to the provider's. httpx-ceiling: the same requests straight from one httpx "
-        "AsyncClient at the same concurrency, nothing stored: requests/s from the first send to "
+        "to the provider's. httpx-ceiling: the same requests straight from bare httpx "
+        "AsyncClients at the same concurrency, nothing stored: requests/s from the first send to "
         "the last 202, p50 / p99 per request; no accept step. Its fastest pool layout is shown "
         "(every layout is in the results JSON).",
         "",

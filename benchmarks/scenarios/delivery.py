@@ -69,7 +69,5 @@ def run(targets: list[Target], quick: bool, stamp: str) -> dict[str, Any]:
         entries.append(measure("pitchey", "Pitchey Comms (ours)", pipeline, emails))
     # The ceiling is measured in every run, as REST's bare Starlette is.
     ceiling = [sys.executable, "-m", "benchmarks.httpx_ceiling", *common, "--clients", LAYOUTS]
-    entries.append(
-        measure("httpx-ceiling", "bare httpx AsyncClient, nothing stored", ceiling, emails)
-    )
+    entries.append(measure("httpx-ceiling", "bare httpx, nothing stored", ceiling, emails))
     return {"settings": settings, "entries": entries}
