@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def ratios(metrics: list[Metric], entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each figure of ours divided by the same figure of each peer measured in this run."""
+    """Each figure of ours divided by the same figure of each peer measured in this run, at
+    the same size and, where entries name one (chat), on the same database."""
     out = []
     for metric in metrics:
         for ours in (e for e in entries if e["target"] == OURS):
@@ -62,12 +63,15 @@ def ratios(metrics: list[Metric], entries: list[dict[str, Any]]) -> list[dict[st
             for peer in entries:
                 if peer["target"] == OURS or peer["subscribers"] != ours["subscribers"]:
                     continue
+                if peer.get("backend") != ours.get("backend"):
+                    continue
                 theirs = metric.of(peer)
                 ratio = round(mine / theirs, 3) if mine is not None and theirs else None
                 out.append(
                     {
                         "metric": metric.key,
                         "subscribers": ours["subscribers"],
+                        **({"backend": ours["backend"]} if "backend" in ours else {}),
                         "peer": peer["target"],
                         "ours": mine,
                         "peer_value": theirs,
@@ -83,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown targets: {sorted(unknown)}", file=sys.stderr)
         return 2
-    if "socketio-node" in chosen:
+    if any(name.startswith("socketio-node") for name in chosen):
         ensure_node_modules()
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     documents = []

@@ -29,11 +29,11 @@ from tests.servers import ROOT, ServerProcess, free_port
 API_KEY = "SG.bench"
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else values[0]
 
 
-def _start_standin(port: int, delay_ms: int) -> subprocess.Popen[bytes]:
+def start_standin(port: int, delay_ms: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "tests.standins.sendgrid", "--port", str(port)),
@@ -97,7 +97,7 @@ async def _wait_all(standin_url: str, ids: set[str], timeout: float) -> list[dic
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
-    standin = _start_standin(port, args.delay_ms)
+    standin = start_standin(port, args.delay_ms)
     standin_url = f"http://127.0.0.1:{port}"
     server = ServerProcess(
         Path(tempfile.mkdtemp(prefix="email-bench-")),
@@ -140,8 +140,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "accept_per_s": round(len(accepted) / (accept_done - started), 1),
         "emails_per_s": round(len(accepted) / (finished - started), 1),
-        "p50_ms": round(_percentile(latencies, 0.5), 1),
-        "p99_ms": round(_percentile(latencies, 0.99), 1),
+        "p50_ms": round(percentile(latencies, 0.5), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
         "max_ms": round(max(latencies), 1),
     }
 

@@ -43,13 +43,19 @@ def _status(entry: dict[str, Any], cell: str) -> str:
 
 
 def fanout_rows(
-    doc: dict[str, Any], size: str = "subscribers", rate: str = "clean delivered msgs/s"
+    doc: dict[str, Any],
+    size: str = "subscribers",
+    rate: str = "clean delivered msgs/s",
+    frames_per_message: int = 0,
 ) -> list[str]:
-    """Fan-out, and the scenarios that climb the same ladder (chat, scale-out)."""
+    """Fan-out, and the scenarios that climb the same ladder (chat, scale-out). With
+    `frames_per_message` (chat) a column gives the server CPU per persisted message too."""
+    per_message = " | server CPU µs/persisted msg" if frames_per_message else ""
     rows = [
         f"| server | {size} | {rate} | p50 / p99 ms at that rate "
-        "| server CPU µs/frame | loadgen CPU share | other CPU share | first failing step |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| server CPU µs/frame{per_message} | loadgen CPU share | other CPU share "
+        "| first failing step |",
+        "|---|---|---|---|---|---|---|---|" + ("---|" if frames_per_message else ""),
     ]
     for e in doc["entries"]:
         result = e.get("result") or {}
@@ -62,10 +68,15 @@ def fanout_rows(
             if failed
             else "none (ceiling reached)"
         )
+        per_frame = best.get("server_cpu_us_per_frame")
+        message_cell = ""
+        if frames_per_message:
+            per_msg = None if per_frame is None else per_frame * frames_per_message
+            message_cell = f"{_num(per_msg, 1)} | "
         cells = (
             f"{_num(result.get('best_clean_per_s'))} | "
             f"{_num(best.get('p50_ms'), 1)} / {_num(best.get('p99_ms'), 1)} | "
-            f"{_num(best.get('server_cpu_us_per_frame'), 1)} | "
+            f"{_num(per_frame, 1)} | {message_cell}"
             f"{_num(best.get('loadgen_cpu_share'), 2)} | "
             f"{_other(best.get('other_cpu_share'))} | {first_fail}"
         )
@@ -76,13 +87,15 @@ def fanout_rows(
 
 def chat_rows(doc: dict[str, Any]) -> list[str]:
     limit = doc["settings"]["p99_limit_ms"]
+    frames = doc["settings"].get("frames_per_message", 2)
     return [
         f"{doc['settings']['conversations']:,} two-person conversations, both sides connected "
         f"and sending; a step passes with nothing lost and p99 < {limit:.0f} ms. Rates are "
-        "sent (= persisted) messages/s; each is delivered to both sides, so server CPU is per "
-        "delivered frame.",
+        "sent (= persisted) messages/s; every server stores each message before either side "
+        f"sees it and delivers it to both sides ({frames} frames). Server CPU is the server "
+        "process and its children (aiosqlite's thread included, PostgreSQL's backends not).",
         "",
-        *fanout_rows(doc, "connections", "clean persisted msgs/s"),
+        *fanout_rows(doc, "connections", "clean persisted msgs/s", frames),
     ]
 
 
@@ -150,9 +163,15 @@ def rest_rows(doc: dict[str, Any]) -> list[str]:
 
 def delivery_rows(doc: dict[str, Any]) -> list[str]:
     rows = [
-        "| emails | provider delay ms | emails/s (first accept → last provider 202) "
-        "| accepted/s | p50 / p99 ms (our 202 → provider 202) | provider calls incl. repeats |",
-        "|---|---|---|---|---|---|",
+        "Ours: emails/s from the first accept to the last provider 202, p50 / p99 from our 202 "
+        "to the provider's. httpx-ceiling: the same requests straight from bare httpx "
+        "AsyncClients at the same concurrency, nothing stored: requests/s from the first send to "
+        "the last 202, p50 / p99 per request; no accept step. Its fastest pool layout is shown "
+        "(every layout is in the results JSON).",
+        "",
+        "| sender | emails | provider delay ms | emails/s | accepted/s "
+        "| p50 / p99 ms | provider calls incl. repeats |",
+        "|---|---|---|---|---|---|---|",
     ]
     for e in doc["entries"]:
         r = e.get("result") or {}
@@ -162,7 +181,10 @@ def delivery_rows(doc: dict[str, Any]) -> list[str]:
             f"{_num(r.get('p50_ms'))} / {_num(r.get('p99_ms'))} | "
             f"{r.get('delivered_including_repeats', '–')}"
         )
-        rows.append(f"| {e['subscribers']:,} | {_status(e, cells)} |")
+        label = e["label"]
+        if "clients" in r:  # the ceiling: which pool layout was fastest
+            label += f" ({r['clients']} × {r['connections_per_client']} connections)"
+        rows.append(f"| {label} | {e['subscribers']:,} | {_status(e, cells)} |")
     return rows
 
 
@@ -196,8 +218,10 @@ def ratio_rows(doc: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for r in doc["ratios"]:
+        # Chat compares on one database at a time; lower is better for CPU figures.
+        figure = f"{r['metric']}, {r['backend']}" if "backend" in r else r["metric"]
         rows.append(
-            f"| {r['metric']} | {r['subscribers']:,} | {r['peer']} | {_num(r['ours'], 1)} | "
+            f"| {figure} | {r['subscribers']:,} | {r['peer']} | {_num(r['ours'], 1)} | "
             f"{_num(r['peer_value'], 1)} | {_num(r['ratio'], 2)} |"
         )
     return rows
@@ -214,9 +238,7 @@ ROWS = {
 }
 UNPINNED = {"delivery", "scaleout"}
 NO_PEERS = {
-    "chat": "No ratios: no peer stores messages.",
     "recovery": "No ratios: no peer recovers a subscription from a sequence number.",
-    "delivery": "No ratios: no peer sends email.",
     "scaleout": "No ratios to peers: 2 processes are compared with 1 (above).",
 }
 
@@ -341,7 +363,7 @@ def _chat_bars(ax: Any, doc: dict[str, Any]) -> None:
     entries = _ok(doc)
     _named_bars(
         ax,
-        [e["backend"] for e in entries],
+        [f"{e['target']}, {e['backend']}" for e in entries],
         [e["result"]["best_clean_per_s"] for e in entries],
         "tab:purple",
     )
@@ -380,7 +402,12 @@ def _rest_bars(ax: Any, doc: dict[str, Any]) -> None:
 
 def _delivery_bars(ax: Any, doc: dict[str, Any]) -> None:
     entries = _ok(doc)
-    _named_bars(ax, ["emails/s"], [e["result"]["emails_per_s"] for e in entries][:1], "tab:red")
+    _named_bars(
+        ax,
+        [e["target"] for e in entries],
+        [e["result"]["emails_per_s"] for e in entries],
+        "tab:red",
+    )
     ax.set_ylabel("emails/s to the stand-in")
     settings = doc["settings"]
     title = f"Delivery, {settings['emails']:,} emails, provider answers after"

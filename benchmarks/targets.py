@@ -1,7 +1,9 @@
-"""The servers under test: ours and the three peers, each with how to start and prepare it."""
+"""The servers under test: ours, the three fan-out peers and the three chat peers, each with
+how to start and prepare it."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import subprocess
@@ -41,12 +43,15 @@ class Target:
     dialect: str
     argv: Callable[[int], list[str]]
     env: Callable[[Path], dict[str, str]] = lambda workdir: {}  # workdir: fresh per measurement
+    # Chat peers store every message in this one database ("sqlite" or "postgresql") and run
+    # in the chat scenario only; None: a fan-out peer (stores nothing), or ours (both).
+    chat_backend: str | None = None
 
     def available(self) -> str | None:
         """None when the target can run, else why not."""
         if self.name == "pitchey" and not (REPO / "server" / "__main__.py").exists():
             return "server/__main__.py does not exist yet"
-        if self.name == "socketio-node" and not shutil.which("node"):
+        if self.name.startswith("socketio-node") and not shutil.which("node"):
             return "node is not installed"
         return None
 
@@ -111,10 +116,30 @@ def prepare_chat(port: int, secret: str, conversations: int) -> Audience:
     )
 
 
+def prepare_chat_peer(conversations: int) -> Audience:
+    """Chat peers' rooms: connections 2k and 2k + 1 join rooms[k]; no tokens."""
+    return Audience(rooms=[f"chat{k}" for k in range(conversations)], room_size=2)
+
+
+def _locked_versions(lockfile: Path) -> dict[str, str]:
+    packages = json.loads(lockfile.read_text()).get("packages", {})
+    return {path: meta.get("version", "") for path, meta in packages.items() if path}
+
+
+def node_modules_current() -> bool:
+    """node_modules holds exactly what package-lock.json pins (npm writes what it installed
+    to node_modules/.package-lock.json), so a lockfile that gained a package (pg) reinstalls."""
+    installed = NODE_PEER / "node_modules" / ".package-lock.json"
+    if not installed.exists():
+        return False
+    return _locked_versions(installed) == _locked_versions(NODE_PEER / "package-lock.json")
+
+
 def ensure_node_modules() -> None:
-    if not (NODE_PEER / "node_modules").exists():
+    """`npm ci`: installs exactly the lockfile, nothing by hand."""
+    if not node_modules_current():
         subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund"], cwd=NODE_PEER, check=True, timeout=300
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_PEER, check=True, timeout=300
         )
 
 
@@ -127,8 +152,19 @@ def pitchey_env(workdir: Path) -> dict[str, str]:
     }
 
 
+def node_production(workdir: Path) -> dict[str, str]:
+    # How Node services are deployed; socket.io and its dependencies skip debug paths.
+    return {"NODE_ENV": "production"}
+
+
+def chat_peer_sqlite(workdir: Path) -> dict[str, str]:
+    # PostgreSQL peers get DATABASE_URL from the chat scenario's fresh database instead.
+    return {"DATABASE_URL": f"sqlite:///{workdir}/peer.db"}
+
+
 def all_targets() -> list[Target]:
     python = sys.executable
+    starlette_naive = [python, "-m", "benchmarks.peers.starlette_naive", "--port"]
     return [
         Target(
             name="pitchey",
@@ -169,6 +205,29 @@ def all_targets() -> list[Target]:
             label="Node socket.io",
             dialect="socketio",
             argv=lambda port: ["node", str(NODE_PEER / "server.js"), "--port", str(port)],
+        ),
+        Target(
+            name="starlette-sqlite-naive",
+            label="Starlette + aiosqlite, commit per message",
+            dialect="plain",
+            argv=lambda port: [*starlette_naive, str(port)],
+            env=chat_peer_sqlite,
+            chat_backend="sqlite",
+        ),
+        Target(
+            name="starlette-pg-naive",
+            label="Starlette + asyncpg, commit per message",
+            dialect="plain",
+            argv=lambda port: [*starlette_naive, str(port)],
+            chat_backend="postgresql",
+        ),
+        Target(
+            name="socketio-node-pg",
+            label="Node socket.io + pg, INSERT per message",
+            dialect="socketio",
+            argv=lambda port: ["node", str(NODE_PEER / "server_pg.js"), "--port", str(port)],
+            env=node_production,
+            chat_backend="postgresql",
         ),
     ]
 

@@ -14,7 +14,7 @@ class Metric:
     key: str
     label: str
     higher_is_better: bool
-    read: Callable[[dict[str, Any]], float]
+    read: Callable[[dict[str, Any]], float | None]
 
     def of(self, entry: dict[str, Any]) -> float | None:
         return self.read(entry["result"]) if entry["status"] == "ok" else None

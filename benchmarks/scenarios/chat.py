@@ -2,9 +2,14 @@
 
 Message i of a step is sent by client i % n into its own conversation; each message is
 expected at both participants (the sender's own copy included). Aggregate send rates are
-stepped up; a step passes when nothing is lost and p99 < 50 ms. Figure: the highest clean
-rate of sent, hence persisted, messages per second, on SQLite and on PostgreSQL. Only our
-server: no peer stores messages.
+stepped up; a step passes when nothing is lost and p99 < 50 ms. Figures: the highest clean
+rate of sent, hence persisted, messages per second, and the server CPU per persisted message
+at that rate, on SQLite and on PostgreSQL.
+
+Ours runs on both databases, each chat peer on its own one (`Target.chat_backend`), every
+one storing each message before anyone sees it: starlette-sqlite-naive against ours on
+SQLite; starlette-pg-naive and socketio-node-pg against ours on PostgreSQL. Ratios compare
+figures on the same database only.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from benchmarks.harness import measure
 from benchmarks.scenarios import Metric
 from benchmarks.servers import Running
 from benchmarks.spec import Ladder
-from benchmarks.targets import JWT_SECRET, Audience, Target, prepare_chat
+from benchmarks.targets import JWT_SECRET, Audience, Target, prepare_chat, prepare_chat_peer
 
 FULL_CONVERSATIONS = 2_000
 QUICK_CONVERSATIONS = 200
@@ -32,8 +37,20 @@ FULL = Ladder(start=100, ceiling=64_000, step_seconds=5.0, refine=3)
 QUICK = Ladder(start=100, ceiling=64_000, step_seconds=2.0, refine=2)
 BACKENDS = ("sqlite", "postgresql")
 
+FRAMES_PER_MESSAGE = 2  # every message reaches both participants, its sender included
+
+
+def cpu_us_per_message(result: dict[str, Any]) -> float | None:
+    """Server CPU per persisted message at the best step (per frame x frames per message).
+    The server process and its children: aiosqlite's thread is in it, PostgreSQL is not."""
+    best = result.get("best_step") or {}
+    per_frame = best.get("server_cpu_us_per_frame")
+    return None if per_frame is None else round(per_frame * FRAMES_PER_MESSAGE, 1)
+
+
 METRICS = [
     Metric("clean_per_s", "clean persisted msgs/s", True, lambda r: r["best_clean_per_s"]),
+    Metric("cpu_us_per_msg", "server CPU µs/persisted msg", False, cpu_us_per_message),
 ]
 
 
@@ -52,20 +69,30 @@ def backend_env(backend: str, target: Target) -> Iterator[Target]:
         yield dataclasses.replace(target, env=env)
 
 
+def on_backend(targets: list[Target], backend: str) -> list[Target]:
+    """Ours first, then the chat peers that store into `backend`."""
+    ours = [t for t in targets if t.name == "pitchey"]
+    return ours + [t for t in targets if t.chat_backend == backend]
+
+
 def run(targets: list[Target], quick: bool, stamp: str) -> dict[str, Any]:
     ladder = QUICK if quick else FULL
     conversations = QUICK_CONVERSATIONS if quick else FULL_CONVERSATIONS
 
-    def prepare(running: Running) -> Audience:
+    def prepare_ours(running: Running) -> Audience:
         return prepare_chat(running.port, JWT_SECRET, conversations)
 
+    def prepare_peer(running: Running) -> Audience:
+        return prepare_chat_peer(conversations)
+
     entries = []
-    for target in (t for t in targets if t.name == "pitchey"):
-        for backend in BACKENDS:
-            missing = postgres_available() if backend == "postgresql" else None
+    for backend in BACKENDS:
+        missing = postgres_available() if backend == "postgresql" else None
+        for target in on_backend(targets, backend):
             if missing:
                 entries.append(_skipped(target, backend, conversations, missing))
                 continue
+            # A fresh database per measurement: no target reads another's rows or WAL.
             with backend_env(backend, target) as chosen:
                 entry = measure(
                     chosen,
@@ -73,7 +100,7 @@ def run(targets: list[Target], quick: bool, stamp: str) -> dict[str, Any]:
                     conversations * 2,
                     ladder,
                     stamp,
-                    prepare=prepare,
+                    prepare=prepare_ours if target.name == "pitchey" else prepare_peer,
                     p99_limit_ms=P99_LIMIT_MS,
                     tag=f"-{backend}",
                 )
@@ -84,6 +111,7 @@ def run(targets: list[Target], quick: bool, stamp: str) -> dict[str, Any]:
             "connections": conversations * 2,
             "p99_limit_ms": P99_LIMIT_MS,
             "backends": list(BACKENDS),
+            "frames_per_message": FRAMES_PER_MESSAGE,
             "ladder": msgspec.to_builtins(ladder),
         },
         "entries": entries,

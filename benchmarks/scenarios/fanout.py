@@ -26,9 +26,8 @@ METRICS = [
 
 def run(targets: list[Target], quick: bool, stamp: str) -> dict[str, Any]:
     ladder = QUICK if quick else FULL
-    entries = [
-        measure(target, "fanout", size, ladder, stamp) for size in SIZES for target in targets
-    ]
+    peers = [t for t in targets if t.chat_backend is None]  # chat peers run in chat only
+    entries = [measure(target, "fanout", size, ladder, stamp) for size in SIZES for target in peers]
     return {
         "settings": {"sizes": list(SIZES), "ladder": msgspec.to_builtins(ladder)},
         "entries": entries,

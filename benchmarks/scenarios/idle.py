@@ -24,5 +24,6 @@ METRICS = [
 
 def run(targets: list[Target], quick: bool, stamp: str) -> dict[str, Any]:
     n = QUICK_CONNECTIONS if quick else FULL_CONNECTIONS
-    entries = [measure(target, "idle", n, Ladder(), stamp) for target in targets]
+    peers = [t for t in targets if t.chat_backend is None]  # chat peers run in chat only
+    entries = [measure(target, "idle", n, Ladder(), stamp) for target in peers]
     return {"settings": {"connections": n}, "entries": entries}
