@@ -104,9 +104,9 @@ def measure(
 
 
 _RUNTIME_FIGURES = {
-    'pitchey_gc_pause_max_seconds{generation="0"}': "gc_max_ms_gen0",
-    'pitchey_gc_pause_max_seconds{generation="1"}': "gc_max_ms_gen1",
-    'pitchey_gc_pause_max_seconds{generation="2"}': "gc_max_ms_gen2",
+    'pitchey_gc_pause_max_seconds{generation="0"}': "gc_gen0_max_ms",
+    'pitchey_gc_pause_max_seconds{generation="1"}': "gc_gen1_max_ms",
+    'pitchey_gc_pause_max_seconds{generation="2"}': "gc_gen2_max_ms",
     'pitchey_gc_pause_seconds_count{generation="2"}': "gc_full_collections",
     "pitchey_event_loop_lag_max_seconds": "loop_lag_max_ms",
 }

@@ -92,16 +92,19 @@ class Runtime:
         self._lag_max = 0.0
 
     def start(self) -> None:
-        self._watch.install()
         _, gen1, gen2 = gc.get_threshold()
         # Young collections are cheap but frequent; at 10,000 connections the default 700
         # allocations trigger one every few frames. A larger gen0 makes them rarer.
         gc.set_threshold(self._gen0_threshold, gen1, gen2)
         if self._freeze:
             # Everything built at start-up (modules, settings, pools, templates) lives as
-            # long as the process: take it out of every future collection.
-            self._collect_and_freeze()
+            # long as the process: take it out of every future collection. This one full
+            # collection runs before the first connection is served, so it is not timed.
+            gc.collect()
+            gc.freeze()
+            gc_frozen.set(gc.get_freeze_count())
             self._tasks.append(asyncio.create_task(self._freeze_bursts(), name="gc-freeze"))
+        self._watch.install()
         self._tasks.append(asyncio.create_task(self._measure_lag(), name="loop-lag"))
 
     async def stop(self) -> None:
@@ -113,9 +116,11 @@ class Runtime:
         self._watch.uninstall()
 
     def _collect_and_freeze(self) -> None:
-        # The collection walks only what is not frozen yet (the burst), so it is as cheap as
-        # the burst is small; freezing garbage would keep it forever, hence collect first.
-        gc.collect()
+        # While serving, a full collection is the very pause to avoid: collect the young
+        # generations only (cheap: they hold what is new since the last young collection),
+        # then freeze. Garbage cycles that reached the old generation since the last freeze
+        # would be kept; per-connection objects avoid cycles so there are few.
+        gc.collect(1)
         gc.freeze()
         gc_frozen.set(gc.get_freeze_count())
 
