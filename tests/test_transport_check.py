@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import subprocess
 import sys
 import textwrap
 
@@ -19,6 +20,7 @@ from server.transport import (
     base_incompatibility,
     fast_path_incompatibility,
 )
+from tests.servers import ROOT
 
 
 def test_the_installed_uvicorn_has_everything_the_fast_path_needs() -> None:
@@ -122,3 +124,19 @@ def test_a_class_without_readable_source_is_not_trusted() -> None:
     assert isinstance(compiled, type)
     reason = base_incompatibility(compiled)
     assert reason is not None and "cannot be read" in reason
+
+
+def test_the_app_still_imports_on_a_uvicorn_without_the_sansio_protocol() -> None:
+    """server/ws.py imports server/transport.py: that must not need the missing base class."""
+    script = (
+        "import sys\n"
+        f"sys.modules[{BASE_MODULE!r}] = None\n"
+        "import server.app, server.transport\n"
+        "from server.cli import _plain_ws_protocol\n"
+        "print(server.transport.fast_path_incompatibility() is not None, _plain_ws_protocol())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "auto"]
