@@ -17,6 +17,7 @@ any of them it runs uvicorn's own protocol, and sessions drain through plain ASG
 from __future__ import annotations
 
 import ast
+import asyncio
 import importlib
 import inspect
 import textwrap
@@ -59,8 +60,6 @@ else:
     except ImportError:
         # uvicorn before 0.35: fast_path_incompatibility() says so and server/cli.py never
         # hands the class below to uvicorn; this module must still import, for SINK_EXTENSION.
-        import asyncio
-
         WebSocketsSansIOProtocol = asyncio.Protocol
 
 
