@@ -42,9 +42,11 @@ def renamed_uvicorn_server(tmp_path: Path) -> Iterator[ServerProcess]:
     (shim / "sitecustomize.py").write_text(RENAMING_SHIM)
     path = os.pathsep.join(p for p in (str(shim), os.environ.get("PYTHONPATH", "")) if p)
     proc = ServerProcess(tmp_path / "server", {**TEST_ENV, "PYTHONPATH": path})
-    proc.start()
-    yield proc
-    proc.stop()
+    try:
+        proc.start()
+        yield proc
+    finally:
+        proc.stop()
 
 
 async def test_incompatible_uvicorn_falls_back_to_its_own_protocol_with_one_warning(
