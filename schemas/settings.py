@@ -51,6 +51,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_idle_timeout: Annotated[float, Meta(ge=0)] = 300.0
     # Replays larger than this are not sent; the client pages history over REST.
     ws_max_replay: Positive = 500
+    # Our uvicorn protocol subclass (server/transport.py) writes prebuilt fan-out frames
+    # straight to sockets. False runs uvicorn's own protocol instead (sessions drain
+    # through ASGI): slower fan-out, no reliance on uvicorn internals.
+    ws_fast_path: bool = True
     # A typing indicator expires by itself unless refreshed:
     # a vanished client never types forever.
     typing_ttl: Seconds = 6.0

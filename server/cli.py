@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 
@@ -85,6 +86,7 @@ def _serve(host: str, port: int, workers: int) -> int:
         logging.getLogger("pitchey").warning(
             "several workers share one SQLite file; PostgreSQL is recommended for several nodes"
         )
+    ws_protocol = _ws_protocol(settings.ws_fast_path)
     uvicorn.run(
         "server.app:create_app",
         factory=True,
@@ -99,8 +101,7 @@ def _serve(host: str, port: int, workers: int) -> int:
         workers=workers,
         loop="uvloop",
         http="httptools",
-        # Our subclass of uvicorn's websockets-sansio protocol (server/transport.py).
-        ws="server.transport:DirectWebSocketProtocol",
+        ws=ws_protocol,
         # Off: a compressed connection could not share the fan-out's prebuilt frame.
         ws_per_message_deflate=False,
         ws_max_size=settings.ws_max_frame_bytes,
@@ -116,3 +117,41 @@ def _serve(host: str, port: int, workers: int) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def _ws_protocol(fast_path: bool) -> str:
+    """Our subclass of uvicorn's websockets-sansio protocol (server/transport.py) when it fits.
+
+    It relies on uvicorn internals: on a uvicorn without them the service still runs, on
+    uvicorn's own protocol (sessions drain through plain ASGI), and says so once.
+    """
+    import uvicorn
+
+    from server.transport import fast_path_incompatibility
+
+    log = logging.getLogger("pitchey.transport")
+    if not fast_path:
+        log.info("WebSocket fast path off (WS_FAST_PATH=false): uvicorn's own protocol serves")
+        return _plain_ws_protocol()
+    reason = fast_path_incompatibility()
+    if reason is None:
+        return "server.transport:DirectWebSocketProtocol"
+    log.warning(
+        "WebSocket fast path off: uvicorn %s is not a version server/transport.py supports (%s);"
+        " serving with uvicorn's own protocol, fan-out is slower",
+        uvicorn.__version__,
+        reason,
+    )
+    return _plain_ws_protocol()
+
+
+def _plain_ws_protocol() -> str:
+    # websockets-sansio is the protocol ours extends, so behaviour stays closest to it;
+    # a uvicorn without it (before 0.35) picks its own default.
+    from server.transport import BASE_MODULE
+
+    try:
+        importlib.import_module(BASE_MODULE)
+    except ImportError:
+        return "auto"
+    return "websockets-sansio"

@@ -8,16 +8,130 @@ close handshake stay uvicorn's: when the transport pauses, sessions queue
 (bounded) and flush on `resume_writing`; closes go through the same
 `ServerProtocol` state machine. Compression is off (`ws_per_message_deflate`
 false), which is what makes a shared prebuilt frame valid on every connection.
+
+The subclass leans on uvicorn internals (pyproject.toml pins the versions it is tested
+against). server/cli.py asks `fast_path_incompatibility()` first: on a uvicorn that lacks
+any of them it runs uvicorn's own protocol, and sessions drain through plain ASGI.
 """
 
 from __future__ import annotations
 
+import ast
+import asyncio
+import importlib
+import inspect
+import textwrap
 from collections.abc import Callable
-from typing import Any
-
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from typing import TYPE_CHECKING, Any
 
 SINK_EXTENSION = "pitchey.sink"
+
+BASE_MODULE = "uvicorn.protocols.websockets.websockets_sansio_impl"
+BASE_CLASS = "WebSocketsSansIOProtocol"
+
+# What DirectWebSocketProtocol uses of uvicorn's class: none of it is public API, so every
+# name is checked at start (fast_path_incompatibility) before the subclass is handed to
+# uvicorn. tests/test_transport_check.py keeps these lists true to the code below.
+BASE_METHODS = ("handle_connect", "stop_keepalive", "shutdown", "resume_writing", "connection_lost")
+BASE_ATTRIBUTES = (
+    "scope",
+    "writable",
+    "close_sent",
+    "disconnected",
+    "handshake_complete",
+    "transport",
+    "conn",
+    "queue",
+    "read_paused",
+    "loop",
+    "close_timer",
+    "close_timeout",
+)
+# `conn` is websockets' sans-I/O ServerProtocol (public API there, still checked).
+CONNECTION_METHODS = ("send_close", "data_to_send")
+
+if TYPE_CHECKING:
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+else:
+    try:
+        from uvicorn.protocols.websockets.websockets_sansio_impl import (
+            WebSocketsSansIOProtocol,
+        )
+    except ImportError:
+        # uvicorn before 0.35: fast_path_incompatibility() says so and server/cli.py never
+        # hands the class below to uvicorn; this module must still import, for SINK_EXTENSION.
+        WebSocketsSansIOProtocol = asyncio.Protocol
+
+
+def fast_path_incompatibility() -> str | None:
+    """Why DirectWebSocketProtocol cannot run on the installed uvicorn; None when it can."""
+    try:
+        module = importlib.import_module(BASE_MODULE)
+    except ImportError as exc:
+        return f"{BASE_MODULE} cannot be imported ({exc})"
+    base = getattr(module, BASE_CLASS, None)
+    if not isinstance(base, type):
+        return f"{BASE_MODULE} has no class {BASE_CLASS}"
+    return base_incompatibility(base)
+
+
+def base_incompatibility(base: type) -> str | None:
+    """What `base` lacks of the methods and attributes the subclass relies on; None if nothing."""
+    missing = [name for name in BASE_METHODS if not callable(getattr(base, name, None))]
+    try:
+        assigned = _assigned_attributes(base)
+    except (OSError, TypeError, SyntaxError) as exc:
+        # Without its source (a frozen or compiled install) nothing proves the attributes exist.
+        return f"the source of {base.__qualname__} cannot be read to check it ({exc})"
+    missing += [name for name in BASE_ATTRIBUTES if name not in assigned]
+    connection = _connection_class()
+    missing += [
+        f"conn.{name}"
+        for name in CONNECTION_METHODS
+        if connection is None or not callable(getattr(connection, name, None))
+    ]
+    if missing:
+        return f"{base.__qualname__} has no {', '.join(missing)}"
+    return None
+
+
+def _assigned_attributes(base: type) -> set[str]:
+    """Names the class or its bases define, or assign on `self` in any method.
+
+    Instance attributes exist only once __init__ (or handle_connect, for `scope`) ran;
+    reading the assignments in the source checks them without building a connection.
+    """
+    names = set(dir(base))
+    for klass in base.__mro__:
+        if klass.__module__ in ("builtins", "asyncio.protocols"):
+            continue
+        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        for node in ast.walk(tree):
+            targets: list[ast.expr] = []
+            if isinstance(node, ast.Assign):
+                targets = list(node.targets)
+            elif isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+            while targets:
+                target = targets.pop()
+                if isinstance(target, ast.Tuple | ast.List):
+                    targets += target.elts
+                    continue
+                if (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == "self"
+                ):
+                    names.add(target.attr)
+    return names
+
+
+def _connection_class() -> type | None:
+    try:
+        from websockets.server import ServerProtocol
+    except ImportError:
+        return None
+    return ServerProtocol
 
 
 class DirectWebSocketProtocol(WebSocketsSansIOProtocol):

@@ -9,7 +9,11 @@ from collections.abc import Callable
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from tests.conftest import BOTH_TRANSPORTS
 from tests.servers import ServerProcess, uid, ws_client
+
+# Also on uvicorn's own protocol: the fallback for an incompatible uvicorn (WS_FAST_PATH).
+pytestmark = BOTH_TRANSPORTS
 
 
 async def test_silent_connection_is_closed_after_the_idle_timeout(

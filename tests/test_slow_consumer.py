@@ -6,7 +6,11 @@ import asyncio
 import json
 from collections.abc import Callable
 
+from tests.conftest import BOTH_TRANSPORTS
 from tests.servers import RawWebSocket, ServerProcess, conversation, uid, ws_client
+
+# Also on uvicorn's own protocol: the fallback for an incompatible uvicorn (WS_FAST_PATH).
+pytestmark = BOTH_TRANSPORTS
 
 
 async def test_slow_client_is_closed_with_1013_and_others_keep_receiving(

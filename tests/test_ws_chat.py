@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.conftest import EVERY_BACKEND_AND_ASGI
 from tests.servers import ServerProcess, conversation, uid, ws_client
+
+# Also on uvicorn's own protocol: the fallback for an incompatible uvicorn (WS_FAST_PATH).
+pytestmark = EVERY_BACKEND_AND_ASGI
 
 
 async def test_two_clients_chat_live_and_sender_gets_ack(server: ServerProcess) -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from tests.conftest import EVERY_BACKEND_AND_ASGI
 from tests.servers import ServerProcess, conversation, uid, ws_client
+
+# Also on uvicorn's own protocol: the fallback for an incompatible uvicorn (WS_FAST_PATH).
+pytestmark = EVERY_BACKEND_AND_ASGI
 
 
 @pytest.mark.parametrize(
