@@ -62,7 +62,7 @@ class ServerProcess:
             str(self.port),
         ]
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         env = {**os.environ, **self.env, "JWT_SECRET": self.secret, "DATA_DIR": str(self.data_dir)}
         env.setdefault("DATABASE_URL", f"sqlite:///{self.data_dir}/pitchey.db")
         self.data_dir.mkdir(parents=True, exist_ok=True)
