@@ -33,7 +33,7 @@ import msgspec
 
 from base.clock import iso
 from base.errors import Conflict, Invalid, NotFound, ServiceError
-from delivery.addresses import BadAddress, parse_address
+from delivery.addresses import BadAddress, has_line_break, parse_address
 from delivery.providers.base import Address, Attachment, OutgoingEmail, encoded_size
 from delivery.render import TemplateError, TemplateRenderer
 from schemas.delivery import DeliveryStatus
@@ -66,6 +66,9 @@ _HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,76}")
 _RESERVED_HEADERS = frozenset(
     {"from", "to", "cc", "bcc", "reply-to", "subject", "sender", "date", "message-id"}
     | {"content-type", "content-transfer-encoding", "mime-version", "x-pitchey-email-id"}
+    # Bounce routing and resent blocks: a caller setting them could divert bounces or make
+    # a message look forwarded by someone else.
+    | {"return-path"}
 )
 _send_decoder = msgspec.json.Decoder(SendEmail)
 _batch_decoder = msgspec.json.Decoder(SendBatch)
@@ -105,8 +108,8 @@ def _invalid(exc: msgspec.DecodeError) -> Invalid:
 
 
 def _no_crlf(value: str, what: str) -> str:
-    if "\r" in value or "\n" in value:
-        raise Invalid(f"{what} must not contain CR or LF")
+    if has_line_break(value):
+        raise Invalid(f"{what} must not contain a line break (CR, LF, VT, FF, NEL, U+2028, ...)")
     return value
 
 
@@ -422,7 +425,7 @@ def _addresses(values: list[str], field: str) -> list[Address]:
 def _header_name(name: str) -> str:
     if not _HEADER_NAME.fullmatch(name):
         raise Invalid(f"header name {name!r} is not a valid header name")
-    if name.lower() in _RESERVED_HEADERS:
+    if name.lower() in _RESERVED_HEADERS or name.lower().startswith("resent-"):
         raise Invalid(f"header {name} is set by the service and cannot be given")
     return name
 

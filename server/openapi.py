@@ -250,7 +250,7 @@ OPERATIONS: tuple[Op, ...] = (
     Op(
         "GET",
         "/api/email/{email_id}/status",
-        "Delivery status and event history",
+        "Delivery status and event history (a service sees its own emails, an admin all)",
         "email",
         SERVICE,
         response=em.EmailStatus,
@@ -297,12 +297,12 @@ OPERATIONS: tuple[Op, ...] = (
     Op(
         "GET",
         "/dev/emails",
-        "Development: emails the dev provider kept",
+        "Development: emails the dev provider kept (service or admin token)",
         "email",
-        PUBLIC,
+        SERVICE,
         response=dict[str, list[em.DevEmail]],
         query=(_limit(500),),
-        errors=(404, 422),
+        errors=(401, 403, 404, 422),
     ),
     # ---- notifications
     Op(

@@ -128,6 +128,9 @@ async def ses_webhook(request: Request) -> Response:
 async def dev_emails(request: Request) -> Response:
     if not services(request).settings.development:
         raise NotFound("not found")
+    # Development is the default when ENVIRONMENT is unset, so a forgotten variable must
+    # not publish every email to anyone: the same callers as the email API.
+    await _service_caller(request)
     limit = int_param(request, "limit", default=50, lo=1, hi=MAX_PAGE)
     assert limit is not None
     rows = await _email(request).store.recent_by_provider("dev", limit)
