@@ -49,7 +49,15 @@ from schemas.email import (
     StatusEvent,
 )
 from storage.attachments import AttachmentRow
-from storage.email import EmailStore, IdempotencyRecord, NewEmail, StoredResponse
+from storage.email import (
+    LANE_BULK,
+    LANE_MAIN,
+    EmailStore,
+    IdempotencyRecord,
+    NewEmail,
+    StoredResponse,
+)
+from storage.notifications import FOLD_CATEGORY
 
 if TYPE_CHECKING:
     from attachments.service import Attachments
@@ -70,6 +78,9 @@ _RESERVED_HEADERS = frozenset(
     # a message look forwarded by someone else.
     | {"return-path"}
 )
+# Mail about the inbox and digests: it waits in the bulk lane, with a send budget of its
+# own, so a flood of it never delays an NDA or investment email (see delivery/worker.py).
+BULK_CATEGORIES = frozenset({"unread_messages", "digest_daily", "digest_weekly", FOLD_CATEGORY})
 _send_decoder = msgspec.json.Decoder(SendEmail)
 _batch_decoder = msgspec.json.Decoder(SendBatch)
 _encoder = msgspec.json.Encoder()
@@ -153,7 +164,7 @@ class EmailService:
                 raise _invalid(exc) from None
             prepared = self._prepare(request)
             await self._take(prepared, taking)
-            [new] = await self._new_emails([prepared])
+            [new] = await self._new_emails([prepared], caller.user_id)
             return [new], Reply(202, _encoder.encode(Accepted(id=new.id, status=new.status)))
 
         return await self._accept(caller, raw, idempotency_key, uploads, build)
@@ -184,7 +195,7 @@ class EmailService:
                 except ServiceError as exc:
                     error = ItemError(code=exc.code, message=exc.message)
                     results.append(BatchResult(index=index, error=error))
-            news = await self._new_emails([p for _, p in good])
+            news = await self._new_emails([p for _, p in good], caller.user_id)
             for (index, _), new in zip(good, news, strict=True):
                 results.append(BatchResult(index=index, id=new.id, status=new.status))
             results.sort(key=lambda r: r.index)
@@ -217,7 +228,7 @@ class EmailService:
         request = SendEmail(to=to, template=template, data=data)
         prepared = self._prepare(request)
         prepared.category = category
-        [new] = await self._new_emails([prepared])
+        [new] = await self._new_emails([prepared], None)
         new.idempotency = idempotency
         try:
             await self.store.enqueue([new])
@@ -230,9 +241,11 @@ class EmailService:
         self._notify(1)
         return new.id
 
-    async def status(self, email_id: str) -> EmailStatus:
+    async def status(self, caller: Caller, email_id: str) -> EmailStatus:
+        """An admin sees every email; a service caller only the emails it submitted (another's
+        is a 404, as if it did not exist: ids must not be probed across callers)."""
         record = await self.store.get(email_id)
-        if record is None:
+        if record is None or (caller.role != "admin" and record.caller != caller.user_id):
             raise NotFound("no such email")
         return EmailStatus(
             id=record.id,
@@ -306,7 +319,7 @@ class EmailService:
         if count and self.on_enqueued is not None:
             self.on_enqueued(count)
 
-    async def _new_emails(self, prepared: list[_Prepared]) -> list[NewEmail]:
+    async def _new_emails(self, prepared: list[_Prepared], caller: str | None) -> list[NewEmail]:
         """Outbox rows; an email whose every To address is suppressed ends `suppressed`."""
         addresses = {a.email for p in prepared for a in (*p.email.to, *p.email.cc, *p.email.bcc)}
         blocked = await self.store.suppressed(addresses) if addresses else set()
@@ -321,6 +334,8 @@ class EmailService:
                     status=S.SUPPRESSED if not email.to else S.QUEUED,
                     category=p.category,
                     event_detail=detail,
+                    caller=caller,
+                    lane=LANE_BULK if p.category in BULK_CATEGORIES else LANE_MAIN,
                 )
             )
         return rows

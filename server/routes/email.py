@@ -73,8 +73,8 @@ async def batch(request: Request) -> Response:
 
 
 async def status(request: Request) -> Response:
-    await _service_caller(request)
-    return json(await _email(request).status(request.path_params["email_id"]))
+    who = await _service_caller(request)
+    return json(await _email(request).status(who, request.path_params["email_id"]))
 
 
 async def list_suppressions(request: Request) -> Response:
