@@ -38,7 +38,9 @@ class BadAddress(ValueError):
 def parse_address(value: str) -> Address:
     """``ann@example.com`` or ``Ann Lee <ann@example.com>``; raises BadAddress."""
     if has_line_break(value):
-        raise BadAddress(f"{value!r}: line breaks are not allowed in an address")
+        raise BadAddress(
+            f"{value!r}: CR and LF (and every other line break) are not allowed in an address"
+        )
     named = _NAMED.fullmatch(value.strip())
     name: str | None = None
     addr = value.strip()

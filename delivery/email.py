@@ -120,7 +120,10 @@ def _invalid(exc: msgspec.DecodeError) -> Invalid:
 
 def _no_crlf(value: str, what: str) -> str:
     if has_line_break(value):
-        raise Invalid(f"{what} must not contain a line break (CR, LF, VT, FF, NEL, U+2028, ...)")
+        raise Invalid(
+            f"{what} must not contain CR or LF or any other line break "
+            "(VT, FF, FS, GS, RS, NEL, U+2028, U+2029)"
+        )
     return value
 
 

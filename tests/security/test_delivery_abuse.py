@@ -238,6 +238,19 @@ async def test_a_service_caller_sees_only_the_status_of_its_own_emails(
     assert audit.status_code == 200
 
 
+async def test_only_an_admin_may_read_or_change_the_shared_suppression_list(
+    devbox: ServerProcess,
+) -> None:
+    async with devbox.client("marketing", "service") as marketing:
+        listed = await marketing.get("/api/email/suppressions")
+        removed = await marketing.delete("/api/email/suppressions/ann@example.com")
+    async with devbox.client("root", "admin") as admin:
+        audit = await admin.get("/api/email/suppressions")
+
+    assert [listed.status_code, removed.status_code] == [403, 403]
+    assert audit.status_code == 200
+
+
 # ---- item 15: hrefs --------------------------------------------------------------------
 
 
