@@ -6,7 +6,8 @@ with an expiry, so it works on SQLite, PostgreSQL, with or without Redis) runs:
 - the unread-message scan: one query finds participants with a message older than
   UNREAD_EMAIL_DELAY that they have neither read nor been emailed about, outside the
   users emailed within the last delay; each such user gets one `unread_messages` job
-  covering all of them, and marks record how far they were emailed;
+  covering all of them (naming senders and counts; quoting text only from conversations
+  the user has written in), and marks record how far they were emailed;
 - digests: users with notifications waiting for a daily or weekly digest get one
   `notification_digest` job per period window, the window starting at DIGEST_HOUR in
   their timezone. The (user, period, window) row is inserted in the same transaction
