@@ -20,6 +20,15 @@ MAX_LOCAL = 64
 MAX_DOMAIN = 255
 MAX_ADDRESS = 254
 MAX_NAME = 256
+# Every character some mail or header parser treats as the end of a line: CR and LF, and
+# also VT, FF, the file/group/record separators, NEL and the Unicode line and paragraph
+# separators (what str.splitlines() splits on). One of them in a header value could start
+# a new header line somewhere down the chain.
+_LINE_BREAK = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def has_line_break(value: str) -> bool:
+    return _LINE_BREAK.search(value) is not None
 
 
 class BadAddress(ValueError):
@@ -28,8 +37,10 @@ class BadAddress(ValueError):
 
 def parse_address(value: str) -> Address:
     """``ann@example.com`` or ``Ann Lee <ann@example.com>``; raises BadAddress."""
-    if "\r" in value or "\n" in value:
-        raise BadAddress(f"{value!r}: CR and LF are not allowed in an address")
+    if has_line_break(value):
+        raise BadAddress(
+            f"{value!r}: CR and LF (and every other line break) are not allowed in an address"
+        )
     named = _NAMED.fullmatch(value.strip())
     name: str | None = None
     addr = value.strip()

@@ -33,7 +33,7 @@ import msgspec
 
 from base.clock import iso
 from base.errors import Conflict, Invalid, NotFound, ServiceError
-from delivery.addresses import BadAddress, parse_address
+from delivery.addresses import BadAddress, has_line_break, parse_address
 from delivery.providers.base import Address, Attachment, OutgoingEmail, encoded_size
 from delivery.render import TemplateError, TemplateRenderer
 from schemas.delivery import DeliveryStatus
@@ -49,7 +49,15 @@ from schemas.email import (
     StatusEvent,
 )
 from storage.attachments import AttachmentRow
-from storage.email import EmailStore, IdempotencyRecord, NewEmail, StoredResponse
+from storage.email import (
+    LANE_BULK,
+    LANE_MAIN,
+    EmailStore,
+    IdempotencyRecord,
+    NewEmail,
+    StoredResponse,
+)
+from storage.notifications import FOLD_CATEGORY
 
 if TYPE_CHECKING:
     from attachments.service import Attachments
@@ -66,7 +74,13 @@ _HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,76}")
 _RESERVED_HEADERS = frozenset(
     {"from", "to", "cc", "bcc", "reply-to", "subject", "sender", "date", "message-id"}
     | {"content-type", "content-transfer-encoding", "mime-version", "x-pitchey-email-id"}
+    # Bounce routing and resent blocks: a caller setting them could divert bounces or make
+    # a message look forwarded by someone else.
+    | {"return-path"}
 )
+# Mail about the inbox and digests: it waits in the bulk lane, with a send budget of its
+# own, so a flood of it never delays an NDA or investment email (see delivery/worker.py).
+BULK_CATEGORIES = frozenset({"unread_messages", "digest_daily", "digest_weekly", FOLD_CATEGORY})
 _send_decoder = msgspec.json.Decoder(SendEmail)
 _batch_decoder = msgspec.json.Decoder(SendBatch)
 _encoder = msgspec.json.Encoder()
@@ -105,8 +119,11 @@ def _invalid(exc: msgspec.DecodeError) -> Invalid:
 
 
 def _no_crlf(value: str, what: str) -> str:
-    if "\r" in value or "\n" in value:
-        raise Invalid(f"{what} must not contain CR or LF")
+    if has_line_break(value):
+        raise Invalid(
+            f"{what} must not contain CR or LF or any other line break "
+            "(VT, FF, FS, GS, RS, NEL, U+2028, U+2029)"
+        )
     return value
 
 
@@ -150,7 +167,7 @@ class EmailService:
                 raise _invalid(exc) from None
             prepared = self._prepare(request)
             await self._take(prepared, taking)
-            [new] = await self._new_emails([prepared])
+            [new] = await self._new_emails([prepared], caller.user_id)
             return [new], Reply(202, _encoder.encode(Accepted(id=new.id, status=new.status)))
 
         return await self._accept(caller, raw, idempotency_key, uploads, build)
@@ -181,7 +198,7 @@ class EmailService:
                 except ServiceError as exc:
                     error = ItemError(code=exc.code, message=exc.message)
                     results.append(BatchResult(index=index, error=error))
-            news = await self._new_emails([p for _, p in good])
+            news = await self._new_emails([p for _, p in good], caller.user_id)
             for (index, _), new in zip(good, news, strict=True):
                 results.append(BatchResult(index=index, id=new.id, status=new.status))
             results.sort(key=lambda r: r.index)
@@ -214,7 +231,7 @@ class EmailService:
         request = SendEmail(to=to, template=template, data=data)
         prepared = self._prepare(request)
         prepared.category = category
-        [new] = await self._new_emails([prepared])
+        [new] = await self._new_emails([prepared], None)
         new.idempotency = idempotency
         try:
             await self.store.enqueue([new])
@@ -227,9 +244,11 @@ class EmailService:
         self._notify(1)
         return new.id
 
-    async def status(self, email_id: str) -> EmailStatus:
+    async def status(self, caller: Caller, email_id: str) -> EmailStatus:
+        """An admin sees every email; a service caller only the emails it submitted (another's
+        is a 404, as if it did not exist: ids must not be probed across callers)."""
         record = await self.store.get(email_id)
-        if record is None:
+        if record is None or (caller.role != "admin" and record.caller != caller.user_id):
             raise NotFound("no such email")
         return EmailStatus(
             id=record.id,
@@ -303,7 +322,7 @@ class EmailService:
         if count and self.on_enqueued is not None:
             self.on_enqueued(count)
 
-    async def _new_emails(self, prepared: list[_Prepared]) -> list[NewEmail]:
+    async def _new_emails(self, prepared: list[_Prepared], caller: str | None) -> list[NewEmail]:
         """Outbox rows; an email whose every To address is suppressed ends `suppressed`."""
         addresses = {a.email for p in prepared for a in (*p.email.to, *p.email.cc, *p.email.bcc)}
         blocked = await self.store.suppressed(addresses) if addresses else set()
@@ -318,6 +337,8 @@ class EmailService:
                     status=S.SUPPRESSED if not email.to else S.QUEUED,
                     category=p.category,
                     event_detail=detail,
+                    caller=caller,
+                    lane=LANE_BULK if p.category in BULK_CATEGORIES else LANE_MAIN,
                 )
             )
         return rows
@@ -426,7 +447,7 @@ def _addresses(values: list[str], field: str) -> list[Address]:
 def _header_name(name: str) -> str:
     if not _HEADER_NAME.fullmatch(name):
         raise Invalid(f"header name {name!r} is not a valid header name")
-    if name.lower() in _RESERVED_HEADERS:
+    if name.lower() in _RESERVED_HEADERS or name.lower().startswith("resent-"):
         raise Invalid(f"header {name} is set by the service and cannot be given")
     return name
 

@@ -7,6 +7,7 @@ same file name, including the ``_layout.html.j2`` layout, and may add new names.
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +22,17 @@ BUILTIN_DIR = Path(__file__).parent / "templates"
 DEFAULT_TTL_SECONDS = 3600.0
 PARTS = ("subject", "html", "txt")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+# An href attribute in rendered HTML (also xlink:href), with its value in double quotes,
+# single quotes or bare.
+_HREF = re.compile(
+    r"""(?<![\w-])href\s*=\s*(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'|(?P<bare>[^\s"'=<>`]+))""",
+    re.IGNORECASE,
+)
+# Browsers drop tabs and newlines anywhere in a URL and trim C0 controls and spaces at its
+# ends, so "java\tscript:" is javascript: to them; the check sees the URL as they do.
+_URL_IGNORED = re.compile(r"[\t\n\r]")
+_C0_AND_SPACE = "".join(chr(code) for code in range(0x21))
+_HTTP_URL = re.compile(r"https?://", re.IGNORECASE)
 
 
 class TemplateError(Exception):
@@ -119,13 +131,13 @@ class TemplateRenderer:
     def render(self, name: str, data: Mapping[str, Any]) -> Rendered:
         if not self.exists(name):
             raise UnknownTemplate(f"unknown email template {name!r}")
-        subject, html, text = (self._render_part(name, part, data) for part in PARTS)
+        subject, body, text = (self._render_part(name, part, data) for part in PARTS)
         # Whitespace runs, CR and LF included, become one space: a subject built from user
         # data must never be able to start a new header line.
         subject = " ".join(subject.split())
         if not subject:
             raise MissingVariable(f"template {name!r} rendered an empty subject")
-        return Rendered(subject, html, text)
+        return Rendered(subject, only_http_links(body), text)
 
     def _render_part(self, name: str, part: str, data: Mapping[str, Any]) -> str:
         filename = f"{name}.{part}.j2"
@@ -139,3 +151,18 @@ class TemplateRenderer:
             ) from exc
         except jinja2.TemplateNotFound as exc:
             raise UnknownTemplate(f"template {name!r} is missing {exc.name}") from exc
+
+
+def only_http_links(markup: str) -> str:
+    """Drop every href whose URL is not http(s): a `javascript:` or `data:` link built from
+    template data (or written into an override) must not reach a mail client, where one
+    click runs or shows it. The link's text stays, as text."""
+
+    def check(match: re.Match[str]) -> str:
+        raw = match["dq"] if match["dq"] is not None else match["sq"]
+        if raw is None:
+            raw = match["bare"]
+        url = _URL_IGNORED.sub("", html.unescape(raw)).strip(_C0_AND_SPACE)
+        return match[0] if _HTTP_URL.match(url) else ""
+
+    return _HREF.sub(check, markup)

@@ -2,7 +2,9 @@
 
 One loop claims a batch (``EMAIL_BATCH_SIZE``, or whatever is due once
 ``EMAIL_BATCH_TIMEOUT`` passes, or at once when this process enqueued a full
-batch), each email is sent in its own task under a semaphore
+batch) from the main lane first, then from the bulk lane (unread-message and
+digest emails), each lane paced by its own send budget so bulk mail never
+delays an NDA or investment email; each email is sent in its own task under a semaphore
 (``EMAIL_SEND_CONCURRENCY``), and outcomes are written back in group commits.
 Each email's failure is caught on its own: one bad email never fails its batch.
 
@@ -44,7 +46,7 @@ from delivery.providers.base import (
 )
 from schemas.delivery import DeliveryStatus
 from state.ratelimit import RateLimiter
-from storage.email import Claimed, EmailStore, Outcome
+from storage.email import LANE_BULK, LANE_MAIN, LANES, Claimed, EmailStore, Outcome
 from storage.messages import now_ms
 
 if TYPE_CHECKING:
@@ -86,6 +88,8 @@ class EmailWorker:
         claim_ttl: float,
         per_minute: int = 0,
         per_hour: int = 0,
+        bulk_per_minute: int = 0,
+        bulk_per_hour: int = 0,
         ses_sender: tuple[str, str | None] | None = None,
         attachments: EmailBucket | None = None,
     ) -> None:
@@ -98,6 +102,11 @@ class EmailWorker:
         self.claim_ttl = claim_ttl
         self.per_minute = per_minute
         self.per_hour = per_hour
+        # (per minute, per hour) for each lane; 0 means no limit.
+        self._budgets = {
+            LANE_MAIN: (per_minute, per_hour),
+            LANE_BULK: (bulk_per_minute, bulk_per_hour),
+        }
         self.ses_sender = ses_sender
         self.attachments = attachments
         # Claimed but unfinished emails are bounded (one batch waits while the previous
@@ -111,7 +120,8 @@ class EmailWorker:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._outcomes: list[Outcome] = []
         self._flush = asyncio.Event()
-        self._paced_until = 0.0
+        # Per lane: when its budget allows the next send (0: not paced).
+        self._paced_until = dict.fromkeys(LANES, 0.0)
         self._purged_at = 0.0
         self._loop: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -165,28 +175,48 @@ class EmailWorker:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
-            pause = self._paced_until - time.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
-            # After a rate-limit denial claim one at a time, not a batch to put back.
-            want = 1 if self._paced_until else self.batch_size
             try:
                 self._pending = 0
-                batch = await self.store.claim(self.id, want, self.claim_ttl)
-                await self._dispatch(batch)
+                busy = await self._claim_lanes(room)
             except Exception:
                 log.exception("claiming emails failed")
                 await asyncio.sleep(ERROR_PAUSE)
                 continue
-            if len(batch) == want and not self._paced_until:
-                continue  # a full batch: more may be waiting
-            if batch and self._paced_until:
+            if not busy:
+                await self._idle()
+
+    async def _claim_lanes(self, room: int) -> bool:
+        """Claim from the main lane, then (with room left) from the bulk lane; a lane over
+        its own budget is skipped until its window allows. True if more may be waiting."""
+        busy = False
+        for lane in LANES:
+            paced = self._paced_until[lane]
+            if paced > time.monotonic() or room <= 0:
                 continue
-            await self._idle()
+            # After a rate-limit denial claim one at a time, not a batch to put back.
+            want = 1 if paced else min(self.batch_size, room)
+            batch = await self.store.claim(self.id, want, self.claim_ttl, lane)
+            if not batch:
+                # Nothing waits in this lane: the next claim may take a whole batch again.
+                self._paced_until[lane] = 0.0
+                continue
+            await self._dispatch(batch, lane)
+            room -= len(batch)
+            if len(batch) == want:
+                busy = True
+                if lane == LANE_MAIN and not self._paced_until[lane]:
+                    # A full main batch: more critical mail may wait; bulk goes after it.
+                    return True
+        return busy
 
     async def _idle(self) -> None:
         """Wait for a full batch from this process, the batch timeout, or the next retry."""
         timeout = self.batch_timeout
+        # A paced lane may claim again when its window allows, without a wake-up.
+        now = time.monotonic()
+        paced = [until for until in self._paced_until.values() if until > now]
+        if paced:
+            timeout = min(timeout, min(paced) - now)
         with contextlib.suppress(Exception):
             due = await self.store.next_due(after=now_ms())
             if due is not None:
@@ -203,30 +233,33 @@ class EmailWorker:
             self._purged_at = time.monotonic()
             await self.store.purge_idempotency(now_ms() - IDEMPOTENCY_KEEP_MS)
 
-    async def _dispatch(self, batch: Sequence[Claimed]) -> None:
+    async def _dispatch(self, batch: Sequence[Claimed], lane: str = LANE_MAIN) -> None:
         for index, claimed in enumerate(batch):
-            wait = await self._permit()
+            wait = await self._permit(lane)
             if wait > 0:
                 # Over the send rate: the rest wait in the queue, never dropped.
-                self._paced_until = time.monotonic() + wait
+                self._paced_until[lane] = time.monotonic() + wait
                 later = now_ms() + int(wait * 1000)
                 self._outcomes.extend(_release(c.id, "rate_limited", later) for c in batch[index:])
                 self._flush.set()
-                log.info("email rate limit reached; next send in %.1fs", wait)
+                log.info("email rate limit (%s lane) reached; next send in %.1fs", lane, wait)
                 return
-            self._paced_until = 0.0
+            self._paced_until[lane] = 0.0
             task = asyncio.create_task(self._send_one(claimed), name=f"email-{claimed.id}")
             self._inflight[claimed.id] = task
 
-    async def _permit(self) -> float:
-        """0 if one more email may be sent now, else seconds to wait (limits shared via the
-        service's rate limiter, so across processes with Redis)."""
-        if self.per_minute:
-            wait = await self.limiter.hit("email:send:minute", self.per_minute, 60.0)
+    async def _permit(self, lane: str) -> float:
+        """0 if one more email of `lane` may be sent now, else seconds to wait (limits shared
+        via the service's rate limiter, so across processes with Redis). Each lane has its
+        own budget: bulk mail never spends what critical mail needs."""
+        per_minute, per_hour = self._budgets[lane]
+        prefix = "email:send" if lane == LANE_MAIN else f"email:send:{lane}"
+        if per_minute:
+            wait = await self.limiter.hit(f"{prefix}:minute", per_minute, 60.0)
             if wait > 0:
                 return wait
-        if self.per_hour:
-            return await self.limiter.hit("email:send:hour", self.per_hour, 3600.0)
+        if per_hour:
+            return await self.limiter.hit(f"{prefix}:hour", per_hour, 3600.0)
         return 0.0
 
     # ---- sending -------------------------------------------------------------------

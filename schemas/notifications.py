@@ -22,6 +22,8 @@ Locale = Annotated[str, Meta(max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z
 Email = Annotated[str, Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 # A platform call addresses at most this many users; larger audiences are split by the caller.
 MAX_RECIPIENTS = 5000
+# Types in one preferences PUT: far more than the known types, far less than a flood.
+MAX_PREFERENCE_TYPES = 100
 
 
 class Strict(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
@@ -121,8 +123,18 @@ class TypePreferencePatch(Strict, kw_only=True):
     frequency: Frequency | UnsetType = UNSET
 
 
+TypePatches = Annotated[
+    dict[NotificationType, TypePreferencePatch], Meta(max_length=MAX_PREFERENCE_TYPES)
+]
+
+
 class PreferencesUpdate(Strict, kw_only=True):
-    types: dict[NotificationType, TypePreferencePatch] | UnsetType = UNSET
+    types: (
+        Annotated[
+            dict[NotificationType, TypePreferencePatch], Meta(max_length=MAX_PREFERENCE_TYPES)
+        ]
+        | UnsetType
+    ) = UNSET
     # null clears the quiet hours.
     quiet_hours: QuietHours | UnsetType | None = UNSET
     timezone: Annotated[str, Meta(max_length=64)] | UnsetType | None = UNSET

@@ -143,6 +143,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # ---- Real-time abuse limits (docs/security.md) ----
 
     # ---- Delivery abuse limits (docs/security.md) ----
+    # The bulk lane (unread-message and digest emails) has a send budget of its own, on top
+    # of EMAIL_RATE_LIMIT_*: a flood of it can never delay an NDA or investment email.
+    email_bulk_rate_limit_per_minute: NonNegative = 50
+    email_bulk_rate_limit_per_hour: NonNegative = 500
 
     # ---- Storage, webhooks and secrets (docs/security.md) ----
 

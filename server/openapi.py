@@ -19,7 +19,7 @@ from schemas import email as em
 from schemas import messages as msg
 from schemas import notifications as nt
 
-USER, SERVICE, PUBLIC, SIGNED = "user", "service", "public", "signed"
+USER, SERVICE, ADMIN, PUBLIC, SIGNED = "user", "service", "admin", "public", "signed"
 
 _ERRORS = {
     400: "Malformed request (for example, a body that is not JSON)",
@@ -258,7 +258,7 @@ OPERATIONS: tuple[Op, ...] = (
     Op(
         "GET",
         "/api/email/{email_id}/status",
-        "Delivery status and event history",
+        "Delivery status and event history (a service sees its own emails, an admin all)",
         "email",
         SERVICE,
         response=em.EmailStatus,
@@ -267,9 +267,9 @@ OPERATIONS: tuple[Op, ...] = (
     Op(
         "GET",
         "/api/email/suppressions",
-        "Suppressed addresses",
+        "Suppressed addresses (one list for every caller)",
         "email",
-        SERVICE,
+        ADMIN,
         response=em.SuppressionPage,
         query=(_CURSOR, _limit(500)),
         errors=(401, 403, 422),
@@ -279,7 +279,7 @@ OPERATIONS: tuple[Op, ...] = (
         "/api/email/suppressions/{address}",
         "Remove an address from the suppression list",
         "email",
-        SERVICE,
+        ADMIN,
         errors=(401, 403, 404),
     ),
     Op(
@@ -305,12 +305,12 @@ OPERATIONS: tuple[Op, ...] = (
     Op(
         "GET",
         "/dev/emails",
-        "Development: emails the dev provider kept",
+        "Development: emails the dev provider kept (service or admin token)",
         "email",
-        PUBLIC,
+        SERVICE,
         response=dict[str, list[em.DevEmail]],
         query=(_limit(500),),
-        errors=(404, 422),
+        errors=(401, 403, 404, 422),
     ),
     # ---- notifications
     Op(
@@ -436,10 +436,12 @@ def build() -> dict[str, Any]:
         parameters += op.extra.get("parameters", [])
         if parameters:
             operation["parameters"] = parameters
-        if op.auth in (USER, SERVICE):
+        if op.auth in (USER, SERVICE, ADMIN):
             operation["security"] = [{"bearer": []}]
             if op.auth == SERVICE:
                 operation["description"] = "Needs a token with role service or admin."
+            if op.auth == ADMIN:
+                operation["description"] = "Needs a token with role admin."
         elif op.auth == SIGNED:
             operation["description"] = (
                 "Authenticated by the provider's signature, verified before parsing."

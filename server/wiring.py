@@ -137,6 +137,8 @@ def email_pipeline(
         claim_ttl=settings.email_claim_ttl,
         per_minute=settings.email_rate_limit_per_minute,
         per_hour=settings.email_rate_limit_per_hour,
+        bulk_per_minute=settings.email_bulk_rate_limit_per_minute,
+        bulk_per_hour=settings.email_bulk_rate_limit_per_hour,
         ses_sender=ses_sender,
         attachments=bucket,
     )

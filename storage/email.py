@@ -18,6 +18,11 @@ from storage.db import Database, IntegrityError
 from storage.messages import now_ms
 
 S = DeliveryStatus
+# Send lanes (see m0006): bulk mail (unread-message emails, digests) waits in a lane of its
+# own, claimed after the main lane and paced by a budget of its own.
+LANE_MAIN = "main"
+LANE_BULK = "bulk"
+LANES = (LANE_MAIN, LANE_BULK)
 # SQLite binds at most 999 parameters in older builds; chunks stay well below.
 _CHUNK = 400
 
@@ -31,6 +36,9 @@ class NewEmail:
     category: str | None = None
     idempotency: str | None = None
     event_detail: str | None = None
+    # The API caller that submitted it (None: made by the service itself).
+    caller: str | None = None
+    lane: str = LANE_MAIN
 
 
 @dataclass(slots=True)
@@ -89,6 +97,7 @@ class EmailRecord:
     attempts: int
     last_error: str | None
     created_at: int
+    caller: str | None = None
     events: list[EmailEvent] = field(default_factory=list)
 
 
@@ -106,7 +115,19 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 def _row(e: NewEmail, now: int) -> tuple[Any, ...]:
-    return (e.id, e.status, e.payload, e.recipient, e.category, now, e.idempotency, now, now)
+    return (
+        e.id,
+        e.status,
+        e.payload,
+        e.recipient,
+        e.category,
+        now,
+        e.idempotency,
+        now,
+        now,
+        e.caller,
+        e.lane,
+    )
 
 
 def _marks(count: int) -> str:
@@ -160,8 +181,8 @@ class EmailStore:
             if emails:
                 await tx.executemany(
                     "INSERT INTO emails (id, status, payload, recipient, category, "
-                    "next_attempt_at, idempotency, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "next_attempt_at, idempotency, created_at, updated_at, caller, lane) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [_row(e, now) for e in emails],
                 )
                 await tx.executemany(
@@ -201,23 +222,26 @@ class EmailStore:
 
     # ---- claiming --------------------------------------------------------------
 
-    async def claim(self, worker: str, limit: int, lease_seconds: float) -> list[Claimed]:
-        """Claim up to ``limit`` due emails for ``lease_seconds``; attempts count at claim,
-        so an email that kills its worker every time still runs out of attempts."""
+    async def claim(
+        self, worker: str, limit: int, lease_seconds: float, lane: str = LANE_MAIN
+    ) -> list[Claimed]:
+        """Claim up to ``limit`` due emails of ``lane`` for ``lease_seconds``; attempts count
+        at claim, so an email that kills its worker every time still runs out of attempts."""
         now = now_ms()
         expires = now + int(lease_seconds * 1000)
         async with self.db.transaction() as tx:
             if self.db.dialect == "postgres":
                 rows = await tx.fetch(
                     "WITH picked AS (SELECT id, status AS old_status, claimed_by AS old_claim "
-                    "FROM emails WHERE (status = 'queued' AND next_attempt_at <= ?) "
-                    "OR (status = 'sending' AND claim_expires_at <= ?) "
+                    "FROM emails WHERE lane = ? AND ((status = 'queued' AND next_attempt_at <= ?) "
+                    "OR (status = 'sending' AND claim_expires_at <= ?)) "
                     "ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED) "
                     "UPDATE emails e SET status = 'sending', claimed_by = ?, "
                     "claim_expires_at = ?, attempts = e.attempts + 1, updated_at = ? "
                     "FROM picked WHERE e.id = picked.id "
                     "RETURNING e.id, e.payload, e.attempts, e.retry_provider, "
                     "picked.old_status, picked.old_claim",
+                    lane,
                     now,
                     now,
                     limit,
@@ -228,9 +252,10 @@ class EmailStore:
             else:
                 picked = await tx.fetch(
                     "SELECT id, status, claimed_by FROM emails "
-                    "WHERE (status = 'queued' AND next_attempt_at <= ?) "
-                    "OR (status = 'sending' AND claim_expires_at <= ?) "
+                    "WHERE lane = ? AND ((status = 'queued' AND next_attempt_at <= ?) "
+                    "OR (status = 'sending' AND claim_expires_at <= ?)) "
                     "ORDER BY next_attempt_at LIMIT ?",
+                    lane,
                     now,
                     now,
                     limit,
@@ -323,8 +348,8 @@ class EmailStore:
 
     async def get(self, email_id: str) -> EmailRecord | None:
         row = await self.db.fetchrow(
-            "SELECT id, status, provider, provider_message_id, attempts, last_error, created_at "
-            "FROM emails WHERE id = ?",
+            "SELECT id, status, provider, provider_message_id, attempts, last_error, created_at, "
+            "caller FROM emails WHERE id = ?",
             email_id,
         )
         if row is None:
@@ -341,6 +366,7 @@ class EmailStore:
             attempts=int(row[4]),
             last_error=row[5],
             created_at=int(row[6]),
+            caller=row[7],
             events=[EmailEvent(e[0], int(e[1]), e[2]) for e in events],
         )
 

@@ -256,6 +256,18 @@ class NotificationStore:
             user_id,
         )
 
+    async def received_types(self, user_id: str, types: Sequence[str]) -> set[str]:
+        """Which of `types` the user has been sent at least one notification of."""
+        if not types:
+            return set()
+        marks = ", ".join("?" for _ in types)
+        rows = await self.db.fetch(
+            f"SELECT DISTINCT type FROM notifications WHERE user_id = ? AND type IN ({marks})",
+            user_id,
+            *types,
+        )
+        return {row[0] for row in rows}
+
     async def preferences(self, user_id: str) -> tuple[list[PreferenceRow], UserSettingsRow]:
         rows = await self.db.fetch(
             "SELECT type, in_app, email, frequency FROM notification_preferences "
@@ -472,6 +484,22 @@ class NotificationStore:
                     user_id,
                     now,
                 )
+
+    async def conversations_with_sender(self, user_id: str, ids: Sequence[str]) -> set[str]:
+        """Which of the conversations `ids` the user has sent at least one message in."""
+        found: set[str] = set()
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), 400):
+            chunk = unique[start : start + 400]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self.db.fetch(
+                "SELECT DISTINCT conversation_id FROM messages "
+                f"WHERE sender_id = ? AND conversation_id IN ({marks})",
+                user_id,
+                *chunk,
+            )
+            found.update(row[0] for row in rows)
+        return found
 
     async def conversation_titles(self, ids: Sequence[str]) -> dict[str, str | None]:
         if not ids:

@@ -51,6 +51,12 @@ DEFAULTS: dict[str, tuple[bool, bool, str]] = {
 }
 
 
+# Types a user may set a preference for before receiving one: the built-in ones and the
+# platform's generic announcements. Any other type becomes settable once the user has been
+# sent a notification of it, so a user cannot store rows for types that do not exist.
+KNOWN_TYPES = frozenset(DEFAULTS) | {"system"}
+
+
 def is_critical(kind: str, priority: str = "normal") -> bool:
     return kind in CRITICAL_TYPES or priority == "critical"
 
@@ -209,6 +215,7 @@ class PreferenceService:
         current = await self.get(user_id)
         rows: list[PreferenceRow] = []
         if not isinstance(change.types, msgspec.UnsetType):
+            await self._check_known(user_id, list(change.types))
             for kind, patch in change.types.items():
                 base = current.of(kind)
                 rows.append(
@@ -234,6 +241,16 @@ class PreferenceService:
         await self.store.save_preferences(user_id, rows, quiet, set_quiet, tz, set_tz, self.clock())
         await self.invalidate(user_id)
         return (await self.get(user_id)).view()
+
+    async def _check_known(self, user_id: str, kinds: list[str]) -> None:
+        other = sorted(set(kinds) - KNOWN_TYPES)
+        unknown = sorted(set(other) - await self.store.received_types(user_id, other))
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise Invalid(
+                f"unknown notification type(s): {shown}; known: {', '.join(sorted(KNOWN_TYPES))} "
+                "and any type you have received"
+            )
 
     async def invalidate(self, user_id: str) -> None:
         """Bumping the namespace version makes every process's cached copy unreachable."""

@@ -6,7 +6,8 @@ with an expiry, so it works on SQLite, PostgreSQL, with or without Redis) runs:
 - the unread-message scan: one query finds participants with a message older than
   UNREAD_EMAIL_DELAY that they have neither read nor been emailed about, outside the
   users emailed within the last delay; each such user gets one `unread_messages` job
-  covering all of them, and marks record how far they were emailed;
+  covering all of them (naming senders and counts; quoting text only from conversations
+  the user has written in), and marks record how far they were emailed;
 - digests: users with notifications waiting for a daily or weekly digest get one
   `notification_digest` job per period window, the window starting at DIGEST_HOUR in
   their timezone. The (user, period, window) row is inserted in the same transaction
@@ -22,6 +23,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from state.presence import PresenceTracker
@@ -40,8 +42,10 @@ LEASE_NAME = "notifications-scheduler"
 SCAN_HORIZON_MS = 7 * 24 * 3600 * 1000
 # Candidate rows per scan; the rest wait for the next tick.
 SCAN_LIMIT = 2000
-# Messages quoted in one unread email; the subject counts them all.
+# Messages quoted (and senders listed) in one unread email.
 MAX_QUOTED = 20
+# Unread messages counted per conversation in one email.
+MAX_COUNTED = 100
 PREVIEW_CHARS = 140
 PERIODS = ("daily", "weekly")
 
@@ -161,37 +165,56 @@ class NotificationScheduler:
         if not unseen or not plan.send:
             await self.store.mark_unread_handled(user_id, marks, None, now)
             return 0
-        quoted: list[dict[str, str]] = []
-        titles = await self.store.conversation_titles([c.conversation_id for c in unseen])
-        senders: set[str] = set()
+        ids = [c.conversation_id for c in unseen]
+        # Text is quoted only where the recipient has written too: a stranger who puts
+        # people into a conversation must not make our sender carry their words (or a
+        # title such as "Pitchey Security Team") to those people's inboxes.
+        replied = await self.store.conversations_with_sender(user_id, ids)
+        titles = await self.store.conversation_titles(sorted(replied))
+        counts: dict[str, int] = defaultdict(int)
         pending: list[tuple[str, str, str]] = []
         for candidate in unseen:
             rows = await self.messages.messages(
-                candidate.conversation_id, after=candidate.from_seq - 1, limit=MAX_QUOTED
+                candidate.conversation_id, after=candidate.from_seq - 1, limit=MAX_COUNTED
             )
             for row in rows:
                 if row.sender_id != user_id and row.seq <= candidate.last_seq:
-                    senders.add(row.sender_id)
-                    pending.append((row.sender_id, candidate.conversation_id, row.content))
-        names = await self.users.get_many(sorted(senders))
-        for sender, conversation_id, content in pending[:MAX_QUOTED]:
-            profile = names.get(sender)
-            quoted.append(
-                {
-                    "sender": (profile.name if profile else None) or sender,
-                    "conversation": titles.get(conversation_id) or "a conversation",
-                    "preview": content[:PREVIEW_CHARS],
-                }
-            )
-        if not quoted:
+                    counts[row.sender_id] += 1
+                    if candidate.conversation_id in replied:
+                        pending.append((row.sender_id, candidate.conversation_id, row.content))
+        if not counts:
             await self.store.mark_unread_handled(user_id, marks, None, now)
             return 0
+        profiles = await self.users.get_many(sorted(counts))
+
+        def name(sender: str) -> str:
+            profile = profiles.get(sender)
+            return (profile.name if profile else None) or sender
+
+        # Most messages first; the subject names the first sender.
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], name(item[0])))
+        quoted = [
+            {
+                "sender": name(sender),
+                "conversation": titles.get(conversation_id) or "a conversation",
+                "preview": content[:PREVIEW_CHARS],
+            }
+            for sender, conversation_id, content in pending[:MAX_QUOTED]
+        ]
+        data: dict[str, Any] = {
+            "sender": name(ranked[0][0]),
+            "others": len(ranked) - 1,
+            "count": sum(counts.values()),
+            "senders": [{"name": name(sender), "count": n} for sender, n in ranked[:MAX_QUOTED]],
+            "messages": quoted,
+            "inbox_url": f"{self.app_url}/messages",
+        }
         job = JobRow(
             id=str(uuid.uuid4()),
             user_id=user_id,
             notification_id=None,
             template="unread_messages",
-            data={"messages": quoted, "inbox_url": f"{self.app_url}/messages"},
+            data=data,
             category="unread_messages",
             dedupe_key=f"unread:{user_id}:{now}",
         )

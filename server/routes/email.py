@@ -73,12 +73,21 @@ async def batch(request: Request) -> Response:
 
 
 async def status(request: Request) -> Response:
-    await _service_caller(request)
-    return json(await _email(request).status(request.path_params["email_id"]))
+    who = await _service_caller(request)
+    return json(await _email(request).status(who, request.path_params["email_id"]))
+
+
+async def _admin(request: Request) -> Caller:
+    who = await caller(request)
+    # The suppression list is one list for every caller (it protects the shared sender):
+    # it names other callers' recipients, and removing an entry undoes someone's bounce,
+    # complaint or unsubscribe. An operator's job, not a service's.
+    require_role(who, "admin")
+    return who
 
 
 async def list_suppressions(request: Request) -> Response:
-    await _service_caller(request)
+    await _admin(request)
     limit = int_param(request, "limit", default=100, lo=1, hi=MAX_PAGE)
     assert limit is not None
     rows = await _email(request).store.suppressions(request.query_params.get("cursor"), limit)
@@ -93,7 +102,7 @@ async def list_suppressions(request: Request) -> Response:
 
 
 async def delete_suppression(request: Request) -> Response:
-    await _service_caller(request)
+    await _admin(request)
     if not await _email(request).store.unsuppress(request.path_params["address"]):
         raise NotFound("that address is not suppressed")
     return Response(status_code=204)
@@ -128,6 +137,9 @@ async def ses_webhook(request: Request) -> Response:
 async def dev_emails(request: Request) -> Response:
     if not services(request).settings.development:
         raise NotFound("not found")
+    # Development is the default when ENVIRONMENT is unset, so a forgotten variable must
+    # not publish every email to anyone: the same callers as the email API.
+    await _service_caller(request)
     limit = int_param(request, "limit", default=50, lo=1, hi=MAX_PAGE)
     assert limit is not None
     rows = await _email(request).store.recent_by_provider("dev", limit)

@@ -58,6 +58,10 @@ BUILTIN_SAMPLES: dict[str, dict[str, object]] = {
     "unread_messages": {
         "recipient_name": "Ann",
         "inbox_url": "https://pitchey.test/inbox",
+        "sender": "Bo",
+        "others": 1,
+        "count": 3,
+        "senders": [{"name": "Bo", "count": 2}, {"name": "Cy", "count": 1}],
         "messages": [
             {"sender": "Bo", "conversation": "Night Owl NDA", "preview": "Signed!"},
             {"sender": "Cy", "conversation": "Funding", "preview": "Call tomorrow?"},
@@ -94,12 +98,23 @@ def test_every_builtin_template_renders_subject_html_and_text() -> None:
         assert "<html" in rendered.html and "Pitchey" in rendered.text, name
 
 
-def test_unread_messages_lists_each_sender_and_conversation() -> None:
+def test_unread_messages_names_the_senders_and_counts_and_lists_quoted_messages() -> None:
     rendered = TemplateRenderer().render("unread_messages", BUILTIN_SAMPLES["unread_messages"])
 
-    assert rendered.subject == "You have 2 unread messages on Pitchey"
+    assert rendered.subject == "New messages from Bo and 1 other"
+    assert "You have 3 unread messages" in rendered.text
+    assert "- Bo: 2 messages" in rendered.text and "- Cy: 1 message" in rendered.text
     assert "Bo in Night Owl NDA: Signed!" in rendered.text
     assert "Cy in Funding: Call tomorrow?" in rendered.text
+
+
+def test_unread_messages_without_quoted_messages_name_sender_and_count_only() -> None:
+    data = {**BUILTIN_SAMPLES["unread_messages"], "messages": []}
+
+    rendered = TemplateRenderer().render("unread_messages", data)
+
+    assert rendered.subject == "New messages from Bo and 1 other"
+    assert "Night Owl NDA" not in rendered.html and "Signed!" not in rendered.text
 
 
 def test_user_data_cannot_inject_markup_into_html() -> None:

@@ -135,6 +135,23 @@ async def test_bad_preferences_are_422(server: ServerProcess) -> None:
             assert response.status_code == 422, (body, response.text)
 
 
+async def test_a_type_the_user_has_received_may_be_set(server: ServerProcess) -> None:
+    user = await person(server, "fan")
+    async with server.client("platform", "service") as http:
+        sent = await http.post(
+            "/api/notifications/send",
+            json={"userId": user, "type": "pitch_comment", "title": "t", "message": "m"},
+        )
+        assert sent.status_code == 202, sent.text
+    async with server.client(user) as http:
+        response = await http.put(
+            "/api/notifications/preferences", json={"types": {"pitch_comment": {"email": False}}}
+        )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["types"]["pitch_comment"]["email"] is False
+
+
 async def test_email_switched_off_skips_the_email_but_keeps_in_app(server: ServerProcess) -> None:
     user = await person(server, "quiet")
     async with server.client(user) as http:

@@ -39,11 +39,25 @@ async def test_unread_messages_are_emailed_once(
     await _say(server, alice, chat, "Did you read the treatment?")
     await _say(server, alice, chat, "Call me back")
     [email] = await wait_for_emails(standin, f"{bob}@example.com", timeout=UNREAD_DELAY * 8)
-    assert "2 unread messages" in subject(email)
+    assert subject(email) == f"New messages from {alice.title()}"
+    assert "2 unread messages" in repr(email)
     # Later scans find nothing new: still one email, and none to the sender.
     await asyncio.sleep(UNREAD_DELAY * 3)
     assert len(emails_to(standin, f"{bob}@example.com")) == 1
     assert emails_to(standin, f"{alice}@example.com") == []
+
+
+async def test_unread_messages_are_quoted_where_the_recipient_has_written(
+    server: ServerProcess, standin: SendGridStandin
+) -> None:
+    erin, frank = await person(server, "erin"), await person(server, "frank")
+    chat = await conversation(server, erin, frank, title="Night Owl financing")
+    await _say(server, frank, chat, "Happy to talk numbers")
+    async with server.client(erin) as http:
+        await http.post(f"/api/messages/{await _say(server, erin, chat, 'Sent the deck')}/read")
+    [email] = await wait_for_emails(standin, f"{frank}@example.com", timeout=UNREAD_DELAY * 8)
+    assert "Sent the deck" in repr(email) and "Night Owl financing" in repr(email)
+    assert subject(email) == f"New messages from {erin.title()}"
 
 
 async def test_a_message_read_in_time_is_not_emailed(
