@@ -149,6 +149,9 @@ def pitchey_env(workdir: Path) -> dict[str, str]:
         "JWT_SECRET": JWT_SECRET,
         # The benchmark raises the per-user message rate limit: 0 disables it.
         "MESSAGE_RATE_LIMIT_PER_MINUTE": "0",
+        # One publisher creates every room, some as large as the schema allows.
+        "CONVERSATION_CREATE_RATE_PER_MINUTE": "0",
+        "CONVERSATION_MAX_PARTICIPANTS": "5001",
     }
 
 

@@ -11,8 +11,9 @@ import base64
 import binascii
 import contextlib
 import logging
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from base.clock import iso
 from base.errors import Invalid, NotFound, RateLimited, Unavailable
@@ -29,7 +30,13 @@ from schemas.messages import Conversation, ConversationPage, Message, MessagePag
 from state.cache import Cache
 from state.ratelimit import RateLimiter
 from storage.db import DatabaseUnavailable
-from storage.messages import ConversationRow, MessageStore, NewMessage, StoredMessage
+from storage.messages import (
+    ConversationRow,
+    MessageStore,
+    NewMessage,
+    StoredMessage,
+    direct_key,
+)
 from storage.users import UserStore
 
 log = logging.getLogger("pitchey.messaging")
@@ -53,6 +60,10 @@ class Messaging:
         rate_per_minute: int,
         max_chars: int,
         list_ttl: float,
+        create_rate_per_minute: int = 0,
+        max_participants: int = 1000,
+        typing_interval: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.directory = directory
@@ -68,6 +79,12 @@ class Messaging:
         self.rate_per_minute = rate_per_minute
         self.max_chars = max_chars
         self.list_ttl = list_ttl
+        self.create_rate_per_minute = create_rate_per_minute
+        self.max_participants = max_participants
+        self.typing_interval = typing_interval
+        self._clock = clock
+        # (user, conversation) -> when its last typing frame was relayed, oldest first.
+        self._typing_relayed: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._members: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._known_users: dict[str, tuple[str | None, str | None]] = {}
         self._pending_users: dict[str, tuple[str | None, str | None]] = {}
@@ -171,9 +188,24 @@ class Messaging:
         metadata: dict[str, object] | None,
     ) -> tuple[Conversation, bool]:
         people = sorted({*participant_ids, caller.user_id})
-        direct_key = "|".join(people) if len(people) == 2 and not title else None
+        if len(people) > self.max_participants:
+            raise Invalid(
+                f"a conversation has at most {self.max_participants} participants"
+                f" (you included); {len(people)} given"
+            )
+        if self.create_rate_per_minute:
+            retry_after = await self.limiter.hit(
+                f"conv:{caller.user_id}", self.create_rate_per_minute, 60.0
+            )
+            if retry_after:
+                metrics.rate_limited.labels("conversations").inc()
+                raise RateLimited(
+                    f"more than {self.create_rate_per_minute} conversations created per minute",
+                    retry_after,
+                )
+        key = direct_key(people[0], people[1]) if len(people) == 2 and not title else None
         conversation_id, created = await self.store.create_conversation(
-            caller.user_id, people, title, dict(metadata) if metadata else None, direct_key
+            caller.user_id, people, title, dict(metadata) if metadata else None, key
         )
         if created:
             await self._invalidate_lists(people)
@@ -301,10 +333,33 @@ class Messaging:
 
     async def typing(self, caller: Caller, conversation_id: str, is_typing: bool) -> None:
         await self.require_member(caller.user_id, conversation_id)
+        if not self._typing_due(caller.user_id, conversation_id):
+            # Dropped without an answer: a typing frame is a hint, and the indicator
+            # already relayed lasts TYPING_TTL (a message ends it anyway).
+            return
         frame = TypingFrame(
             conversation_id=conversation_id, user_id=caller.user_id, is_typing=is_typing
         )
         await self.broker.publish(conversation_channel(conversation_id), encode(frame))
+
+    def _typing_due(self, user_id: str, conversation_id: str) -> bool:
+        """True at most once per `typing_interval` per user and conversation (this process)."""
+        if self.typing_interval <= 0:
+            return True
+        now = self._clock()
+        key = (user_id, conversation_id)
+        last = self._typing_relayed.get(key)
+        if last is not None and now - last < self.typing_interval:
+            return False
+        self._typing_relayed[key] = now
+        self._typing_relayed.move_to_end(key)
+        # Entries older than the interval decide nothing: drop them from the old end.
+        while self._typing_relayed:
+            oldest_key, oldest = next(iter(self._typing_relayed.items()))
+            if now - oldest < self.typing_interval:
+                break
+            del self._typing_relayed[oldest_key]
+        return True
 
     # ---- subscriptions --------------------------------------------------------
 

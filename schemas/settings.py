@@ -141,6 +141,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # ---- HTTP edge limits (docs/security.md) ----
 
     # ---- Real-time abuse limits (docs/security.md) ----
+    # Sockets one user may hold open at once, across every node when Redis is configured.
+    ws_max_connections_per_user: Positive = 20
+    # Conversations one connection may be subscribed to: each costs a room and a task.
+    ws_max_subscriptions: Positive = 500
+    # A typing frame is relayed at most once per this many seconds per user and
+    # conversation; the rest are dropped (the indicator lasts TYPING_TTL anyway).
+    typing_relay_interval: Annotated[float, Meta(ge=0)] = 1.0
+    # One-use tickets for `/ws?ticket=`: a browser never puts its long-lived token in a URL.
+    ws_ticket_ttl: Seconds = 30.0
+    # Conversations one user may create per minute (0 disables), and their largest size.
+    conversation_create_rate_per_minute: NonNegative = 20
+    conversation_max_participants: Annotated[int, Meta(ge=2)] = 1000
 
     # ---- Delivery abuse limits (docs/security.md) ----
     # The bulk lane (unread-message and digest emails) has a send budget of its own, on top

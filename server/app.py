@@ -21,7 +21,16 @@ from schemas.settings import Settings
 from server import logs
 from server.errors import http_error, service_error, unexpected_error
 from server.middleware import RejectNul, RequestId
-from server.routes import attachments, docs, email, health, messages, notifications, pages
+from server.routes import (
+    attachments,
+    docs,
+    email,
+    health,
+    messages,
+    notifications,
+    pages,
+    realtime,
+)
 from server.settings import load_settings, warn_about
 from server.wiring import lifespan_for
 from server.ws import websocket_endpoint
@@ -98,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
         *messages.routes,
         *email.routes,
         *notifications.routes,
+        *realtime.routes,
         # Reached only when the app runs without the Gateway (the Gateway answers /ws itself).
         WebSocketRoute("/ws", websocket_endpoint),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

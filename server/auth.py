@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -13,6 +14,9 @@ from base.identity import Caller
 ROLES = ("user", "service", "admin")
 # Bound the cost of decoding what an anonymous client sends.
 _MAX_TOKEN_CHARS = 8192
+# A user id travels into keys, channels, logs and URLs: a narrow alphabet keeps every one of
+# them unambiguous (no separators such as `|`, no spaces, no control characters).
+SUB_PATTERN = re.compile(r"[A-Za-z0-9_.@:-]{1,128}")
 
 
 def create_token(
@@ -48,8 +52,10 @@ def verify_token(secret: str, token: str | None) -> Caller:
         raise Unauthorized(f"invalid token: {exc}") from None
     sub = claims.get("sub")
     role = claims.get("role", "user")
-    if not isinstance(sub, str) or not sub or len(sub) > 128:
-        raise Unauthorized("invalid token: sub must be a non-empty string")
+    if not isinstance(sub, str) or SUB_PATTERN.fullmatch(sub) is None:
+        raise Unauthorized(
+            "invalid token: sub must be 1-128 characters of letters, digits and _ - . @ :"
+        )
     if role not in ROLES:
         raise Unauthorized("invalid token: unknown role")
     email = claims.get("email")

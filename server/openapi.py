@@ -18,6 +18,7 @@ from schemas import attachments as att
 from schemas import email as em
 from schemas import messages as msg
 from schemas import notifications as nt
+from schemas import realtime as rt
 
 USER, SERVICE, ADMIN, PUBLIC, SIGNED = "user", "service", "admin", "public", "signed"
 
@@ -108,6 +109,16 @@ OPERATIONS: tuple[Op, ...] = (
         content_type="text/plain",
         errors=(),
     ),
+    # ---- real time
+    Op(
+        "POST",
+        "/api/realtime/ticket",
+        "A one-use ticket for /ws?ticket= (valid expiresIn seconds), so no token goes in a URL",
+        "realtime",
+        response=rt.Ticket,
+        status=201,
+        errors=(401, 503),
+    ),
     # ---- messaging
     Op(
         "POST",
@@ -117,7 +128,7 @@ OPERATIONS: tuple[Op, ...] = (
         body=msg.CreateConversation,
         response=msg.Conversation,
         status=201,
-        errors=(400, 401, 422, 503),
+        errors=(400, 401, 422, 429, 503),
     ),
     Op(
         "GET",

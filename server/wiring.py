@@ -33,8 +33,10 @@ from rooms.views import OfflineAnnouncer
 from schemas.settings import Settings
 from server.runtime import Runtime
 from state.cache import Cache, MemoryCache
+from state.connections import ConnectionCounter, MemoryConnectionCounter
 from state.presence import MemoryPresence, PresenceTracker
 from state.ratelimit import MemoryRateLimiter, RateLimiter
+from state.tickets import MemoryTicketStore, TicketStore
 from storage.attachments import AttachmentStore
 from storage.db import Database, open_database
 from storage.email import EmailStore
@@ -54,6 +56,8 @@ class SharedState:
     cache: Cache
     limiter: RateLimiter
     presence: PresenceTracker
+    connections: ConnectionCounter
+    tickets: TicketStore
 
 
 @dataclass
@@ -76,6 +80,8 @@ class Services:
     webhooks: WebhookIntake
     notifications: Notifications
     runtime: Runtime
+    connections: ConnectionCounter
+    tickets: TicketStore
     sessions: dict[Session, None] = field(default_factory=dict)
     background: list[asyncio.Task[None]] = field(default_factory=list)
     draining: bool = False
@@ -83,9 +89,23 @@ class Services:
 
 def shared_state(settings: Settings) -> SharedState:
     if not settings.redis_url:
-        return SharedState(MemoryBroker(), MemoryCache(), MemoryRateLimiter(), MemoryPresence())
+        return SharedState(
+            MemoryBroker(),
+            MemoryCache(),
+            MemoryRateLimiter(),
+            MemoryPresence(),
+            MemoryConnectionCounter(),
+            MemoryTicketStore(),
+        )
     from rooms.redis_broker import RedisBroker
-    from state.redis import RedisCache, RedisPresence, RedisRateLimiter, command_client
+    from state.redis import (
+        RedisCache,
+        RedisConnectionCounter,
+        RedisPresence,
+        RedisRateLimiter,
+        RedisTicketStore,
+        command_client,
+    )
 
     redis = command_client(settings.redis_url)
     prefix = settings.redis_prefix
@@ -97,7 +117,15 @@ def shared_state(settings: Settings) -> SharedState:
         node=broker.node,
         went_offline=OfflineAnnouncer(broker),
     )
-    return SharedState(broker, RedisCache(redis, prefix), RedisRateLimiter(redis, prefix), presence)
+    return SharedState(
+        broker,
+        RedisCache(redis, prefix),
+        RedisRateLimiter(redis, prefix),
+        presence,
+        # Counts of a node last as long as its presence heartbeat (same node id).
+        RedisConnectionCounter(redis, prefix, node=broker.node),
+        RedisTicketStore(redis, prefix),
+    )
 
 
 def email_pipeline(
@@ -193,6 +221,9 @@ async def build(settings: Settings) -> Services:
         rate_per_minute=settings.message_rate_limit_per_minute,
         max_chars=settings.message_max_chars,
         list_ttl=settings.conversation_cache_ttl,
+        create_rate_per_minute=settings.conversation_create_rate_per_minute,
+        max_participants=settings.conversation_max_participants,
+        typing_interval=settings.typing_relay_interval,
     )
     messaging.start()
     # 3. Both buckets, opened once: attachments write them, the email worker reads one.
@@ -259,6 +290,8 @@ async def build(settings: Settings) -> Services:
         notifications=notifications,
         runtime=runtime,
         sessions=sessions,
+        connections=state.connections,
+        tickets=state.tickets,
     )
     # 6. Last: start-up objects are frozen out of the collector once everything is built.
     runtime.start()

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from base.errors import ServiceError
+from base.errors import ServiceError, Unauthorized
 from base.identity import Caller
 from rooms import metrics
 from rooms.frames import Outgoing
@@ -47,6 +47,8 @@ from server.wiring import Services
 log = logging.getLogger("pitchey.ws")
 _ids = itertools.count(1)
 _PONG = Outgoing(encode(Pong()))
+# Tickets are 43 characters; the bound keeps hashing what an anonymous client sends cheap.
+_MAX_TICKET_CHARS = 256
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
@@ -67,53 +69,72 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     ):
         await _deny(websocket, 403, "forbidden", "origin not allowed")
         return
-    token = websocket.query_params.get("token") or bearer(websocket.headers.get("authorization"))
     try:
-        caller = verify_token(settings.jwt_secret, token)
+        caller = await _authenticate(websocket, svc)
         svc.messaging.remember(caller)
     except ServiceError as exc:
         await _deny(websocket, exc.status, exc.code, exc.message)
         return
-
-    await websocket.accept()
-    sink = websocket.scope.get("extensions", {}).get(SINK_EXTENSION, {}).get("sink")
-    session = Session(
-        next(_ids),
-        caller.user_id,
-        settings.ws_send_queue_max_frames,
-        settings.ws_send_queue_max_bytes,
-        sink,
-    )
-    svc.sessions[session] = None
-    metrics.connections.inc()
-    logs.connection_id.set(session.id)
-    await svc.users.connect(session)
-    # With our transport the session writes directly; under another ASGI server a task drains it.
-    writer = None
-    if sink is None:
-        writer = asyncio.create_task(_write(websocket, session), name=f"ws-writer:{session.id}")
-    # The read loop is inlined and reads the ASGI receive callable directly: each coroutine
-    # frame on this path lives as long as the connection, so idle connections cost less.
-    receive = websocket._receive
+    limit = settings.ws_max_connections_per_user
+    if not await svc.connections.acquire(caller.user_id, limit):
+        await _deny(websocket, 429, "too_many_connections", f"more than {limit} open connections")
+        return
+    # Every counted connection is released exactly once, whatever happens from here.
     try:
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                break
-            if not session.closed:  # else: closing; wait for the disconnect
-                await _handle(message, session, caller, svc)
-    except WebSocketDisconnect:
-        pass
+        await websocket.accept()
+        sink = websocket.scope.get("extensions", {}).get(SINK_EXTENSION, {}).get("sink")
+        session = Session(
+            next(_ids),
+            caller.user_id,
+            settings.ws_send_queue_max_frames,
+            settings.ws_send_queue_max_bytes,
+            sink,
+        )
+        svc.sessions[session] = None
+        metrics.connections.inc()
+        logs.connection_id.set(session.id)
+        await svc.users.connect(session)
+        # With our transport the session writes directly; under another ASGI server a task
+        # drains it.
+        writer = None
+        if sink is None:
+            writer = asyncio.create_task(_write(websocket, session), name=f"ws-writer:{session.id}")
+        # The read loop is inlined and reads the ASGI receive callable directly: each coroutine
+        # frame on this path lives as long as the connection, so idle connections cost less.
+        receive = websocket._receive
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                if not session.closed:  # else: closing; wait for the disconnect
+                    await _handle(message, session, caller, svc)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            svc.sessions.pop(session, None)
+            metrics.connections.dec()
+            svc.rooms.leave_all(session)
+            await svc.users.disconnect(session)
+            if not session.closed:
+                session.close(1000, "")
+            if writer is not None:
+                with contextlib.suppress(Exception):
+                    await writer
     finally:
-        svc.sessions.pop(session, None)
-        metrics.connections.dec()
-        svc.rooms.leave_all(session)
-        await svc.users.disconnect(session)
-        if not session.closed:
-            session.close(1000, "")
-        if writer is not None:
-            with contextlib.suppress(Exception):
-                await writer
+        await svc.connections.release(caller.user_id)
+
+
+async def _authenticate(websocket: WebSocket, svc: Services) -> Caller:
+    """A one-use ticket (`?ticket=`), else a bearer token (`?token=` or the header)."""
+    ticket = websocket.query_params.get("ticket")
+    if ticket:
+        caller = await svc.tickets.redeem(ticket[:_MAX_TICKET_CHARS])
+        if caller is None:
+            raise Unauthorized("ticket unknown, expired or already used")
+        return caller
+    token = websocket.query_params.get("token") or bearer(websocket.headers.get("authorization"))
+    return verify_token(svc.settings.jwt_secret, token)
 
 
 async def _deny(websocket: WebSocket, status: int, code: str, message: str) -> None:
@@ -178,6 +199,16 @@ async def _dispatch(frame: AnyClientFrame, session: Session, caller: Caller, svc
             )
             session.send(Outgoing(encode(ack)))
         case Subscribe():
+            limit = svc.settings.ws_max_subscriptions
+            if (
+                len(session.subscriptions) >= limit
+                and frame.conversation_id not in session.subscriptions
+            ):
+                # Each subscription is a room task: the bound is per connection.
+                raise ServiceError(
+                    f"more than {limit} subscriptions on one connection; unsubscribe first",
+                    code="too_many_subscriptions",
+                )
             await messaging.subscribe(session, frame.conversation_id, frame.since)
         case Unsubscribe():
             await messaging.unsubscribe(session, frame.conversation_id)

@@ -1,7 +1,9 @@
-"""State shared by every process through Redis: caches, rate limits and presence.
+"""State shared by every process through Redis: caches, rate limits, presence,
+connection counts and WebSocket tickets.
 
 Chosen by `server.wiring` when REDIS_URL is set. Every key starts with
-REDIS_PREFIX. A Redis failure never reaches a room or a request: caches miss,
+REDIS_PREFIX. A Redis failure never reaches a room or a request (tickets aside: they
+answer 503, the client connects with its token instead): caches miss,
 rate limits fall back to this process's own count, presence to its own sessions.
 """
 
@@ -19,7 +21,11 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from base.errors import Unavailable
+from base.identity import Caller
+from state.connections import MemoryConnectionCounter
 from state.ratelimit import MemoryRateLimiter
+from state.tickets import decode_caller, encode_caller, new_ticket, ticket_digest
 
 log = logging.getLogger("pitchey.redis")
 
@@ -369,3 +375,118 @@ def _text(value: object) -> str:
 
 def _bytes(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
+
+
+# Connection counts: conns:<user> is a hash node -> that node's open sockets of the user.
+# A node's entry counts while its heartbeat key (node:<node>, kept by RedisPresence) lives,
+# so a node that died stops counting within PRESENCE_TTL. Each node writes its own local
+# count (HSET, not HINCRBY): a lost or stale entry is corrected by the node's next change.
+# KEYS: conns hash; ARGV: node, node key prefix, limit, local count with the new one,
+# key TTL (ms). Returns 1 if the connection was counted, 0 if it would pass the limit.
+_ACQUIRE = """
+local own = ARGV[1]
+local total = tonumber(ARGV[4])
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local node = entries[i]
+  if node ~= own then
+    if redis.call('EXISTS', ARGV[2] .. node) == 1 then
+      total = total + tonumber(entries[i + 1])
+    else
+      redis.call('HDEL', KEYS[1], node)
+    end
+  end
+end
+if total > tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], own, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+# KEYS: conns hash; ARGV: node, local count after.
+_RELEASE = """
+if tonumber(ARGV[2]) > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 1
+"""
+# Longest a user's hash outlives its last change: long enough for any connection to be
+# counted, short enough that entries of vanished deployments do not pile up.
+_CONNS_TTL_MS = 7 * 24 * 3600 * 1000
+
+
+class RedisConnectionCounter:
+    """Per-user connection counts across nodes; this node's counts are also kept locally
+    (the truth it writes to Redis, and the answer while Redis is down)."""
+
+    def __init__(self, redis: Redis, prefix: str, *, node: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self.node = node
+        self._local = MemoryConnectionCounter()
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._release = redis.register_script(_RELEASE)
+
+    def _key(self, user_id: str) -> str:
+        return f"{self._prefix}conns:{user_id}"
+
+    async def acquire(self, user_id: str, limit: int) -> bool:
+        # Reserved here first, so concurrent handshakes on this node cannot pass the limit
+        # together while they wait for Redis.
+        if not await self._local.acquire(user_id, limit):
+            return False
+        try:
+            counted = await self._acquire(
+                keys=[self._key(user_id)],
+                args=[
+                    self.node,
+                    f"{self._prefix}node:",
+                    limit,
+                    self._local.open(user_id),
+                    _CONNS_TTL_MS,
+                ],
+            )
+        except Exception as exc:
+            log.warning("shared connection count unavailable (%s); counting in this node", exc)
+            return True
+        if not counted:
+            await self.release(user_id)
+            return False
+        return True
+
+    async def release(self, user_id: str) -> None:
+        await self._local.release(user_id)
+        try:
+            await self._release(
+                keys=[self._key(user_id)], args=[self.node, self._local.open(user_id)]
+            )
+        except Exception as exc:
+            log.warning("shared connection count not updated (%s)", exc)
+
+
+class RedisTicketStore:
+    """Tickets under `ticket:<sha256>` with a TTL; redeemed with GETDEL, so exactly once."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    async def issue(self, caller: Caller, ttl: float) -> str:
+        ticket = new_ticket()
+        try:
+            await self._redis.set(
+                f"{self._prefix}ticket:{ticket_digest(ticket)}",
+                encode_caller(caller),
+                px=max(1, int(ttl * 1000)),
+            )
+        except Exception as exc:
+            raise Unavailable("ticket store unavailable; connect with a token") from exc
+        return ticket
+
+    async def redeem(self, ticket: str) -> Caller | None:
+        try:
+            raw = await self._redis.getdel(f"{self._prefix}ticket:{ticket_digest(ticket)}")
+        except Exception as exc:
+            raise Unavailable("ticket store unavailable; connect with a token") from exc
+        return decode_caller(_bytes(raw)) if raw is not None else None

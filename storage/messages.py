@@ -17,6 +17,17 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def direct_key(first: str, second: str) -> str:
+    """The unique key of a two-person conversation, the same whoever creates it.
+
+    The first id's length leads, so no pair of ids can produce another pair's key
+    (a plain "a|b" made `org1|u100`+`zed` and `org1`+`u100|zed` collide). Migration
+    m0005 computes the same key in SQL: keep the two in step.
+    """
+    low, high = sorted((first, second))
+    return f"{len(low)}:{low}|{high}"
+
+
 @dataclass(slots=True)
 class StoredMessage:
     id: str

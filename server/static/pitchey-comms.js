@@ -7,6 +7,8 @@
 //   await client.send(conversationId, "Loved the pitch!");
 //
 // What it takes care of (docs/protocol.md):
+// - opens /ws with a one-use ticket from POST /api/realtime/ticket, so the token never
+//   appears in a URL (falls back to ?token= if no ticket can be had);
 // - reconnects with exponential backoff and jitter, and asks for a fresh token if a
 //   `getToken` callback is given;
 // - remembers the last seq per conversation and resubscribes with `since`, so nothing is
@@ -132,7 +134,23 @@ export class PitcheyClient extends EventTarget {
         return;
       }
     }
-    const wsUrl = this.baseUrl.replace(/^http/, "ws") + "/ws?token=" + encodeURIComponent(this.token);
+    // A one-use ticket keeps the long-lived token out of the URL (and out of proxy logs).
+    let query = "token=" + encodeURIComponent(this.token);
+    if (/^https?:/.test(this.baseUrl)) {
+      try {
+        const { ticket } = await this._rest("/api/realtime/ticket", { method: "POST" });
+        query = "ticket=" + encodeURIComponent(ticket);
+      } catch (error) {
+        // An expired token: back off and ask getToken again. Anything else (an older server,
+        // the ticket store down): the token in the URL still works.
+        if (error.code === "unauthorized") {
+          this._scheduleReconnect();
+          return;
+        }
+      }
+      if (this.closedByUser) return;
+    }
+    const wsUrl = this.baseUrl.replace(/^http/, "ws") + "/ws?" + query;
     const socket = new WebSocket(wsUrl);
     this.socket = socket;
     socket.onopen = () => {
