@@ -19,7 +19,7 @@ from base.errors import ServiceError
 from schemas.settings import Settings
 from server import logs
 from server.errors import http_error, service_error, unexpected_error
-from server.middleware import RejectNul, RequestId
+from server.middleware import ConcurrencyLimit, RejectNul, RequestId
 from server.routes import attachments, docs, email, health, messages, notifications, pages
 from server.settings import load_settings
 from server.wiring import lifespan_for
@@ -85,7 +85,11 @@ def create_app(settings: Settings | None = None) -> Gateway:
     return Gateway(
         Starlette(
             routes=routes,
-            middleware=[Middleware(RequestId), Middleware(RejectNul)],
+            middleware=[
+                Middleware(ConcurrencyLimit, limit=settings.http_max_concurrency),
+                Middleware(RequestId),
+                Middleware(RejectNul),
+            ],
             lifespan=lifespan,
             exception_handlers={
                 ServiceError: service_error,

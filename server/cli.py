@@ -98,7 +98,8 @@ def _serve(host: str, port: int, workers: int) -> int:
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        # uvicorn's httptools protocol with the request head bounded in size and time.
+        http="server.http_protocol:BoundedHttpToolsProtocol",
         # Our subclass of uvicorn's websockets-sansio protocol (server/transport.py).
         ws="server.transport:DirectWebSocketProtocol",
         # Off: a compressed connection could not share the fan-out's prebuilt frame.
