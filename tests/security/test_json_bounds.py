@@ -116,7 +116,9 @@ async def test_json_body_nested_five_thousand_levels_gets_422(server: ServerProc
     async with server.client(uid()) as http:
         answer = await http.post(
             "/api/messages/conversations",
-            content=deep_array_text(5000).encode(),
+            # In a field the route ignores: the decoder still reads through it.
+            content=b'{"ignored": %s, "participantIds": ["%s"]}'
+            % (deep_array_text(5000).encode(), uid().encode()),
             headers={"content-type": "application/json"},
         )
     assert answer.status_code == 422
