@@ -20,7 +20,14 @@ class _FreeJsonMarker:
 
 
 FREE_JSON = _FreeJsonMarker()
-FreeJson = Annotated[dict[str, Any], FREE_JSON]
+FreeJson = Annotated[
+    dict[str, Any],
+    msgspec.Meta(
+        description="Free-form JSON object: at most JSON_MAX_DEPTH levels deep (default 8) "
+        "and JSON_FIELD_MAX_BYTES encoded (default 16384); 422 above"
+    ),
+    FREE_JSON,
+]
 
 
 @functools.cache
