@@ -94,10 +94,53 @@ def measure(
                 p99_limit_ms=p99_limit_ms,
             )
             result = run_loadgen(spec)
+            runtime = scrape_runtime(port)
     except (RuntimeError, OSError, subprocess.SubprocessError, ValueError, httpx.HTTPError) as exc:
         print(f"[{target.name}] error: {exc}", file=sys.stderr)
         return {**entry, "status": "error", "reason": str(exc)}
+    if runtime is not None:
+        entry["runtime"] = runtime
     return {**entry, "status": "ok", "result": msgspec.to_builtins(result)}
+
+
+_RUNTIME_FIGURES = {
+    'pitchey_gc_pause_max_seconds{generation="0"}': "gc_max_ms_gen0",
+    'pitchey_gc_pause_max_seconds{generation="1"}': "gc_max_ms_gen1",
+    'pitchey_gc_pause_max_seconds{generation="2"}': "gc_max_ms_gen2",
+    'pitchey_gc_pause_seconds_count{generation="2"}': "gc_full_collections",
+    "pitchey_event_loop_lag_max_seconds": "loop_lag_max_ms",
+}
+
+
+def scrape_runtime(port: int) -> dict[str, float] | None:
+    """Our server's worst GC pause and loop lag over the whole run, read from /metrics at
+    its end (peers have no /metrics: None). Includes start-up's freeze collection."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return None
+    found: dict[str, float] = {}
+    lag_buckets: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        if name in _RUNTIME_FIGURES:
+            key = _RUNTIME_FIGURES[name]
+            found[key] = float(value) * (1000 if key.endswith("_ms") else 1)
+        elif name.startswith('pitchey_event_loop_lag_seconds_bucket{le="'):
+            bound = name.split('"')[1]
+            lag_buckets.append((float("inf") if bound == "+Inf" else float(bound), float(value)))
+    if not found:
+        return None
+    if lag_buckets and lag_buckets[-1][1] > 0:
+        total = lag_buckets[-1][1]
+        # The p99 lag as the upper bound of the bucket holding it (histogram resolution).
+        for bound, count in lag_buckets:
+            if count >= 0.99 * total:
+                found["loop_lag_p99_ms_at_most"] = bound * 1000
+                break
+    return found
 
 
 def run_generator(module: str, spec: msgspec.Struct, bound_s: float, pin: bool = True) -> bytes:

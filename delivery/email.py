@@ -390,13 +390,17 @@ class EmailService:
 
     def _content(self, request: SendEmail) -> tuple[str, str | None, str | None]:
         if request.template is not None:
-            if request.subject is not None or request.html is not None or request.text is not None:
-                raise Invalid("send either template with data, or subject with html and/or text")
+            if request.html is not None or request.text is not None:
+                raise Invalid("send either template with data, or html and/or text without one")
             try:
                 rendered = self.renderer.render(request.template, request.data or {})
             except TemplateError as exc:
                 raise Invalid(str(exc)) from None
-            return rendered.subject, rendered.html, rendered.text
+            # The seed's own requests name a subject beside the template: it wins.
+            subject = rendered.subject
+            if request.subject is not None:
+                subject = _no_crlf(request.subject, "subject")
+            return subject, rendered.html, rendered.text
         if request.data is not None:
             raise Invalid("data is only used with a template")
         if request.subject is None:

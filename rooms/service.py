@@ -30,6 +30,7 @@ from state.cache import Cache
 from state.ratelimit import RateLimiter
 from storage.db import DatabaseUnavailable
 from storage.messages import ConversationRow, MessageStore, NewMessage, StoredMessage
+from storage.users import UserStore
 
 log = logging.getLogger("pitchey.messaging")
 
@@ -43,6 +44,7 @@ class Messaging:
         self,
         *,
         store: MessageStore,
+        directory: UserStore,
         batch_max: int,
         rooms: RoomRegistry,
         broker: Broker,
@@ -53,6 +55,7 @@ class Messaging:
         list_ttl: float,
     ) -> None:
         self.store = store
+        self.directory = directory
         # The writer reports each committed batch back here (list invalidation, unread
         # counts), so the service owns it rather than being linked to it after the fact.
         self.writer = MessageWriter(
@@ -125,7 +128,7 @@ class Messaging:
         if not pending:
             return
         try:
-            await self.store.upsert_users([(u, e, n) for u, (e, n) in pending.items()])
+            await self.directory.remember([(u, e, n) for u, (e, n) in pending.items()])
         except BaseException as exc:
             # Kept for the next write, unless a newer profile arrived meanwhile; whoever
             # waited on this write hears that it failed.

@@ -185,10 +185,6 @@ class Session:
         elif self._wakeup is not None:
             self._wakeup.set()
 
-    @property
-    def queued_frames(self) -> int:
-        return len(self._queue) if self._queue else 0
-
     async def drain(self, send: Callable[[str], Awaitable[None]]) -> None:
         """Without a sink: write queued frames through ASGI until the session closes."""
         assert self._wakeup is not None, "sessions with a sink are flushed by the transport"

@@ -16,6 +16,9 @@ Positive = Annotated[int, Meta(gt=0)]
 NonNegative = Annotated[int, Meta(ge=0)]
 Seconds = Annotated[float, Meta(gt=0)]
 
+# The one definition of SendGrid's address; the provider and the setting both use it.
+SENDGRID_API_URL = "https://api.sendgrid.com"
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Where data lives. The default is a SQLite file so one process runs with no other service.
@@ -83,7 +86,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     email_template_dir: str = ""
     email_template_ttl: Seconds = 3600.0
     sendgrid_api_key: str = ""
-    sendgrid_api_url: str = "https://api.sendgrid.com"
+    sendgrid_api_url: str = SENDGRID_API_URL
     sendgrid_from_email: str = "noreply@pitchey.com"
     sendgrid_from_name: str = "Pitchey"
     sendgrid_webhook_public_key: str = ""
@@ -94,6 +97,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     aws_ses_from_email: str = ""
     aws_ses_from_name: str = ""
     aws_ses_endpoint_url: str = ""
+    # SES configuration set named on every send (event publishing to SNS, dedicated IPs).
+    aws_ses_configuration_set: str = ""
     ses_sns_topic_arns: tuple[str, ...] = ()
     ses_sns_cert_host_pattern: str = ""
 
@@ -151,6 +156,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # ---- Storage, webhooks and secrets (docs/security.md) ----
 
     # ---- Outages (docs/operations.md) ----
+
+    # ---- Runtime: garbage collection (server/runtime.py) ----
+    # Freeze long-lived objects (after start-up and after each settled burst of connections)
+    # so full collections walk only what is new.
+    gc_freeze: bool = True
+    gc_gen0_threshold: Positive = 10_000
+    gc_freeze_after_connections: Positive = 200
 
     @property
     def is_sqlite(self) -> bool:

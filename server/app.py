@@ -10,6 +10,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Mount, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
@@ -21,7 +22,7 @@ from server import logs
 from server.errors import http_error, service_error, unexpected_error
 from server.middleware import ConcurrencyLimit, RejectNul, RequestId
 from server.routes import attachments, docs, email, health, messages, notifications, pages
-from server.settings import load_settings
+from server.settings import load_settings, warn_about
 from server.wiring import lifespan_for
 from server.ws import websocket_endpoint
 
@@ -52,12 +53,31 @@ class Gateway:
         return self.app(scope, receive, send)
 
 
+def cors(settings: Settings) -> Middleware:
+    """CORS for the REST API from ALLOWED_ORIGINS: the web app usually lives on another origin.
+
+    Bearer tokens only, so no credentials: a page on an allowed origin must hold a token to
+    do anything, and cookies never ride along. An origin not listed gets no CORS headers.
+    """
+    origins = list(settings.allowed_origins)
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=["*"] if "*" in origins else origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
+        expose_headers=["Retry-After", "X-Request-Id"],
+        allow_credentials=False,
+        max_age=600,
+    )
+
+
 def create_app(settings: Settings | None = None) -> Gateway:
     settings = settings or load_settings()
     # In a uvicorn worker process nothing configured logging yet: do it once per process.
     if not logging.getLogger().handlers:
         logs.configure(settings.log_level, settings.log_format)
     logs.install()
+    warn_about(settings)
     if settings.sentry_dsn:
         from server import sentry
 
@@ -86,8 +106,10 @@ def create_app(settings: Settings | None = None) -> Gateway:
         Starlette(
             routes=routes,
             middleware=[
-                Middleware(ConcurrencyLimit, limit=settings.http_max_concurrency),
                 Middleware(RequestId),
+                cors(settings),
+                # Inside CORS, so a browser can read the 503 and its Retry-After.
+                Middleware(ConcurrencyLimit, limit=settings.http_max_concurrency),
                 Middleware(RejectNul),
             ],
             lifespan=lifespan,

@@ -211,7 +211,7 @@ OPERATIONS: tuple[Op, ...] = (
     Op(
         "POST",
         "/api/email/send",
-        "Queue an email (template + data, or subject + html/text)",
+        "Queue an email (template + data, optional subject override; or subject + html/text)",
         "email",
         SERVICE,
         body=em.SendEmail,

@@ -49,6 +49,19 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     return settings
 
 
+def warn_about(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    """Warnings about what the settings leave out; called once per serving process."""
+    env = os.environ if environ is None else environ
+    if env.get("UPSTASH_REDIS_REST_URL") and not settings.redis_url:
+        # The seed ran on Upstash's REST API; this service speaks the Redis protocol.
+        log.warning(
+            "UPSTASH_REDIS_REST_URL is set but REDIS_URL is not: this service talks to Redis "
+            "over its own protocol, not Upstash's REST API, and runs without Redis now "
+            "(one process, state in memory). Set REDIS_URL to the database's rediss:// URL "
+            "(Upstash console: 'Connect', the redis-cli/TCP tab)."
+        )
+
+
 def _explain(message: str) -> str:
     match = re.search(r"at `\$\.(\w+)`", message)
     if not match:

@@ -31,6 +31,7 @@ from rooms.session import CLOSE_GOING_AWAY, Session
 from rooms.users import UserHub
 from rooms.views import OfflineAnnouncer
 from schemas.settings import Settings
+from server.runtime import Runtime
 from state.cache import Cache, MemoryCache
 from state.presence import MemoryPresence, PresenceTracker
 from state.ratelimit import MemoryRateLimiter, RateLimiter
@@ -40,6 +41,7 @@ from storage.email import EmailStore
 from storage.messages import MessageStore
 from storage.migrations import migrate
 from storage.objects import ObjectStore, open_objects
+from storage.users import UserStore
 
 log = logging.getLogger("pitchey.wiring")
 
@@ -73,6 +75,7 @@ class Services:
     email: EmailService
     webhooks: WebhookIntake
     notifications: Notifications
+    runtime: Runtime
     sessions: dict[Session, None] = field(default_factory=dict)
     background: list[asyncio.Task[None]] = field(default_factory=list)
     draining: bool = False
@@ -112,6 +115,7 @@ def email_pipeline(
         aws_secret_access_key=settings.aws_ses_secret_key,
         aws_region=settings.aws_ses_region,
         ses_endpoint_url=settings.aws_ses_endpoint_url or None,
+        ses_configuration_set=settings.aws_ses_configuration_set or None,
     )
     policy = RetryPolicy(
         base_seconds=settings.email_retry_base,
@@ -176,6 +180,7 @@ async def build(settings: Settings) -> Services:
     users = UserHub(state.broker)
     messaging = Messaging(
         store=store,
+        directory=UserStore(db),
         batch_max=settings.message_batch_max,
         rooms=rooms,
         broker=state.broker,
@@ -223,6 +228,13 @@ async def build(settings: Settings) -> Services:
         email=email,
     )
     notifications.start()
+    sessions: dict[Session, None] = {}
+    runtime = Runtime(
+        connections=sessions.__len__,
+        freeze=settings.gc_freeze,
+        gen0_threshold=settings.gc_gen0_threshold,
+        freeze_after_connections=settings.gc_freeze_after_connections,
+    )
     services = Services(
         settings=settings,
         db=db,
@@ -241,7 +253,11 @@ async def build(settings: Settings) -> Services:
         email=email,
         webhooks=webhooks,
         notifications=notifications,
+        runtime=runtime,
+        sessions=sessions,
     )
+    # 6. Last: start-up objects are frozen out of the collector once everything is built.
+    runtime.start()
     if settings.ws_idle_timeout > 0:
         services.background.append(asyncio.create_task(_close_idle(services), name="idle-sweeper"))
     return services
@@ -274,6 +290,7 @@ async def shutdown(services: Services) -> None:
             await task
     # 4. The rest in the reverse order of `build`; one failure does not stop the others.
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        ("runtime", services.runtime.stop),
         ("notifications", services.notifications.stop),
         ("email worker", services.email_worker.stop),
         ("attachments", services.attachments.stop),

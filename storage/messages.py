@@ -85,19 +85,6 @@ class MessageStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    # ---- users -------------------------------------------------------------
-
-    async def upsert_users(self, profiles: Sequence[tuple[str, str | None, str | None]]) -> None:
-        """Record (user id, email, name) from token claims; one transaction for all of them."""
-        now = now_ms()
-        await self.db.executemany(
-            "INSERT INTO users (id, email, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET "
-            "email = COALESCE(excluded.email, users.email), "
-            "name = COALESCE(excluded.name, users.name), updated_at = excluded.updated_at",
-            [(user_id, email, name, now, now) for user_id, email, name in profiles],
-        )
-
     # ---- conversations -----------------------------------------------------
 
     async def find_direct(self, direct_key: str) -> str | None:

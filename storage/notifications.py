@@ -256,15 +256,6 @@ class NotificationStore:
             user_id,
         )
 
-    async def set_email_status(self, ids: Sequence[str], status: str, email_id: str | None) -> None:
-        if ids:
-            await self.db.executemany(
-                "UPDATE notifications SET email_status = ?, email_id = ? WHERE id = ?",
-                [(status, email_id, i) for i in ids],
-            )
-
-    # ---- preferences -------------------------------------------------------
-
     async def preferences(self, user_id: str) -> tuple[list[PreferenceRow], UserSettingsRow]:
         rows = await self.db.fetch(
             "SELECT type, in_app, email, frequency FROM notification_preferences "
@@ -429,17 +420,6 @@ class NotificationStore:
         )
         return [_notification(r) for r in rows]
 
-    async def jobs_for(self, user_id: str) -> list[tuple[str, str, str, str | None]]:
-        """(template, status, category, result) of a user's jobs, oldest first (tests, ops)."""
-        rows = await self.db.fetch(
-            "SELECT template, status, category, result FROM notification_jobs WHERE user_id = ? "
-            "ORDER BY created_at, id",
-            user_id,
-        )
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
-
-    # ---- unread-message emails ----------------------------------------------
-
     async def unread_candidates(
         self, active_since: int, cutoff: int, limit: int
     ) -> list[UnreadCandidate]:
@@ -466,19 +446,6 @@ class NotificationStore:
             limit,
         )
         return [UnreadCandidate(r[0], r[1], max(int(r[2]), int(r[3])) + 1, int(r[4])) for r in rows]
-
-    async def unread_last_sent(self, user_ids: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        ids = sorted(set(user_ids))
-        for start in range(0, len(ids), 400):
-            chunk = ids[start : start + 400]
-            marks = ", ".join("?" for _ in chunk)
-            for user_id, sent in await self.db.fetch(
-                f"SELECT user_id, last_sent_at FROM unread_email_users WHERE user_id IN ({marks})",
-                *chunk,
-            ):
-                found[user_id] = int(sent)
-        return found
 
     async def mark_unread_handled(
         self,
@@ -579,16 +546,6 @@ class NotificationStore:
                 return job
         except IntegrityError:
             return None
-
-    async def digests_for(self, user_id: str) -> list[tuple[str, int, int]]:
-        rows = await self.db.fetch(
-            "SELECT period, window_start, notification_count FROM notification_digests "
-            "WHERE user_id = ? ORDER BY window_start",
-            user_id,
-        )
-        return [(r[0], int(r[1]), int(r[2])) for r in rows]
-
-    # ---- leases ------------------------------------------------------------
 
     async def acquire_lease(self, name: str, holder: str, now: int, ttl_ms: int) -> bool:
         """Take or renew the named lease; True while `holder` has it."""

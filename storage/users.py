@@ -1,4 +1,7 @@
-"""The user directory: who a notification goes to (email, name, timezone, locale)."""
+"""The user directory: who a notification goes to (email, name, timezone, locale).
+
+The only writer of the users table: token claims seen by messaging, and PUT /api/users/{id}.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +27,18 @@ class UserRow:
 class UserStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    async def remember(self, profiles: Sequence[tuple[str, str | None, str | None]]) -> None:
+        """Record (user id, email, name) from token claims; one transaction for all of them.
+        A claim that is absent keeps what is stored."""
+        now = now_ms()
+        await self.db.executemany(
+            "INSERT INTO users (id, email, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET "
+            "email = COALESCE(excluded.email, users.email), "
+            "name = COALESCE(excluded.name, users.name), updated_at = excluded.updated_at",
+            [(user_id, email, name, now, now) for user_id, email, name in profiles],
+        )
 
     async def get(self, user_id: str) -> UserRow | None:
         found = await self.get_many([user_id])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -84,3 +85,14 @@ async def test_cli_token_is_accepted_by_the_server(server: ServerProcess) -> Non
             "/api/messages/conversations", headers={"Authorization": f"Bearer {token}"}
         )
     assert response.status_code == 200
+
+
+def test_upstash_rest_url_alone_earns_one_warning_naming_redis_url(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    server = make_server(UPSTASH_REDIS_REST_URL="https://eu1-example.upstash.io")
+
+    log = server.log_tail(200_000)
+
+    assert log.count("UPSTASH_REDIS_REST_URL is set but REDIS_URL is not") == 1
+    assert "rediss://" in log

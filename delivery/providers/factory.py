@@ -5,9 +5,9 @@ from __future__ import annotations
 from delivery.providers.base import EmailProvider
 from delivery.providers.dev import DevProvider
 from delivery.providers.spread import RoundRobinProvider
+from schemas.settings import SENDGRID_API_URL
 
 # Provider modules are imported only when configured: aiobotocore is slow to import.
-SENDGRID_API_URL = "https://api.sendgrid.com"
 # httpcore scans its whole pool per request; past about 8 connections the scan dominates.
 CONNECTIONS_PER_CLIENT = 8
 

@@ -18,8 +18,8 @@ from delivery.providers.base import (
     SendResult,
 )
 from delivery.providers.retry_after import retry_after_seconds
+from schemas.settings import SENDGRID_API_URL
 
-DEFAULT_API_URL = "https://api.sendgrid.com"
 # SendGrid refuses messages over 30 MB in total; checking first saves an upload that must fail.
 MAX_MESSAGE_BYTES = SENDGRID_MAX_MESSAGE_BYTES
 # Connect fast or fail over; a read may take a while under SendGrid load but 10 s is already rare.
@@ -119,7 +119,7 @@ class SendGridProvider:
         self,
         api_key: str,
         *,
-        api_url: str = DEFAULT_API_URL,
+        api_url: str = SENDGRID_API_URL,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:

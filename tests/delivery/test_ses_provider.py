@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import http.server
+import json
+import threading
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -82,3 +85,44 @@ async def test_unreachable_endpoint_is_retryable() -> None:
         await provider.aclose()
 
     assert info.value.kind is ErrorKind.RETRY
+
+
+class _SesV2Capture(http.server.BaseHTTPRequestHandler):
+    """Answers SESv2 SendEmail (POST /v2/email/outbound-emails) as SES does, keeping the body."""
+
+    bodies: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        self.bodies.append(json.loads(self.rfile.read(length) or b"{}"))
+        answer = json.dumps({"MessageId": "captured-1"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+async def test_configuration_set_is_named_on_every_send() -> None:
+    # moto accepts and forgets ConfigurationSetName, so the request SES would get is read
+    # from a stand-in speaking SESv2's SendEmail contract.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SesV2Capture)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    provider = SesProvider(
+        region="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        endpoint_url=f"http://127.0.0.1:{server.server_address[1]}",
+        configuration_set="pitchey-events",
+    )
+    try:
+        result = await provider.send(make_email("ses-set"))
+    finally:
+        await provider.aclose()
+        server.shutdown()
+
+    assert result.provider_message_id == "captured-1"
+    assert _SesV2Capture.bodies[-1]["ConfigurationSetName"] == "pitchey-events"
