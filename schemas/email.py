@@ -6,10 +6,12 @@ and "template or content" rules are checked in ``delivery.email``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta
+
+from schemas.bounds import FreeJson
 
 # RFC 5321 caps a path at 256 octets; with a display name, 320 is generous.
 AddressText = Annotated[str, Meta(min_length=3, max_length=320)]
@@ -46,7 +48,7 @@ class SendEmail(Base, kw_only=True):
     bcc: Annotated[list[AddressText], Meta(max_length=MAX_RECIPIENTS)] = []
     subject: Subject | None = None
     template: TemplateName | None = None
-    data: dict[str, Any] | None = None
+    data: FreeJson | None = None
     html: Body | None = None
     text: Body | None = None
     reply_to: AddressText | None = None

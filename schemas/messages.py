@@ -7,6 +7,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from schemas.bounds import FreeJson
+
 Id = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 ClientMsgId = Annotated[str, Meta(min_length=1, max_length=128)]
 
@@ -39,7 +41,7 @@ class Conversation(Base, kw_only=True):
 class CreateConversation(Base, kw_only=True):
     participant_ids: Annotated[list[Id], Meta(min_length=1, max_length=5000)]
     title: Annotated[str, Meta(max_length=200)] | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: FreeJson | None = None
 
 
 class SendMessage(Base, kw_only=True):

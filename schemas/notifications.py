@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from schemas.bounds import FreeJson
 from schemas.frames import ServerFrame
 from schemas.messages import Base, Id
 
@@ -110,7 +111,7 @@ class SendNotification(Strict, kw_only=True):
     message: Text
     user_id: Id | None = None
     user_ids: Annotated[list[Id], Meta(max_length=MAX_RECIPIENTS)] | None = None
-    data: dict[str, Any] | None = None
+    data: FreeJson | None = None
     channels: Annotated[list[Channel], Meta(min_length=1)] = msgspec.field(
         default_factory=lambda: ["in-app", "email"]
     )

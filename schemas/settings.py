@@ -139,6 +139,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     attachment_sweep_interval: Seconds = 3600.0
 
     # ---- HTTP edge limits (docs/security.md) ----
+    # Bodies are counted while they stream in; past the route's limit the answer is 413.
+    max_body_bytes: Positive = 1024 * 1024
+    # /api/email/send and /api/email/batch: 1000 templated emails, or attachments in base64.
+    email_max_body_bytes: Positive = 30 * 1024 * 1024
+    # Provider webhooks (unauthenticated until verified) post a few thousand small events.
+    webhook_max_body_bytes: Positive = 5 * 1024 * 1024
+    # Free-form JSON fields (conversation metadata, notification and template data):
+    # nesting depth and encoded size, checked at decode time (422 above).
+    # At most 64: storage shows rows nested deeper than that as null (storage/messages.py).
+    json_max_depth: Annotated[int, Meta(gt=0, le=64)] = 8
+    json_field_max_bytes: Positive = 16 * 1024
+    # Request line plus headers, in total; above it the answer is 431 and the connection closes.
+    http_max_header_bytes: Positive = 16 * 1024
+    # A request's line and headers must arrive within this; else the connection is closed.
+    http_header_timeout: Seconds = 10.0
+    # Plain HTTP requests in flight in one process (WebSockets are not counted); past it 503.
+    http_max_concurrency: Positive = 2000
 
     # ---- Real-time abuse limits (docs/security.md) ----
     # Sockets one user may hold open at once, across every node when Redis is configured.

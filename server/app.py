@@ -20,7 +20,7 @@ from base.errors import ServiceError
 from schemas.settings import Settings
 from server import logs
 from server.errors import http_error, service_error, unexpected_error
-from server.middleware import RejectNul, RequestId
+from server.middleware import ConcurrencyLimit, RejectNul, RequestId
 from server.routes import (
     attachments,
     docs,
@@ -115,7 +115,13 @@ def create_app(settings: Settings | None = None) -> Gateway:
     return Gateway(
         Starlette(
             routes=routes,
-            middleware=[Middleware(RequestId), cors(settings), Middleware(RejectNul)],
+            middleware=[
+                Middleware(RequestId),
+                cors(settings),
+                # Inside CORS, so a browser can read the 503 and its Retry-After.
+                Middleware(ConcurrencyLimit, limit=settings.http_max_concurrency),
+                Middleware(RejectNul),
+            ],
             lifespan=lifespan,
             exception_handlers={
                 ServiceError: service_error,

@@ -100,7 +100,8 @@ def _serve(host: str, port: int, workers: int) -> int:
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        # uvicorn's httptools protocol with the request head bounded in size and time.
+        http="server.http_protocol:BoundedHttpToolsProtocol",
         ws=ws_protocol,
         # Off: a compressed connection could not share the fan-out's prebuilt frame.
         ws_per_message_deflate=False,

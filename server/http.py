@@ -10,17 +10,16 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from base.errors import Invalid, ServiceError, Unavailable
+from base.errors import Invalid, PayloadTooLarge, Unavailable
 from base.identity import Caller
+from schemas.bounds import free_json_problem
 from schemas.codec import encode
+from schemas.settings import Settings
 from server.auth import bearer, verify_token
 from server.errors import decode_error
 from server.wiring import Services
 
 T = TypeVar("T")
-
-# A REST body is a small JSON document; uploads have their own route and limit.
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def services(request: Request) -> Services:
@@ -44,20 +43,58 @@ async def caller(request: Request) -> Caller:
     return who
 
 
-async def body(request: Request, kind: type[T]) -> T:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, counted while it streams in: past `limit` bytes reading stops with 413.
+
+    `request.body()` would hold the whole body before anyone could look at its size;
+    a chunked body has no Content-Length to check up front.
+    """
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ServiceError("body is too large", code="payload_too_large")
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ServiceError("body is too large", code="payload_too_large")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def json_body(request: Request, limit: int) -> bytes:
+    """A JSON body within `limit` bytes: present and free of NUL characters."""
+    raw = await read_body(request, limit)
     if not raw:
         raise Invalid("a JSON body is required")
     reject_nul(raw)
+    return raw
+
+
+def decode_json(raw: bytes, kind: type[T], settings: Settings) -> T:
+    """Decode and validate, including the bounds of free-form fields (422 when broken)."""
     try:
-        return msgspec.json.decode(raw, type=kind)
+        data = msgspec.json.decode(raw, type=kind)
     except msgspec.DecodeError as exc:
         raise decode_error(exc) from None
+    except RecursionError:
+        # msgspec gives up on nesting past Python's recursion limit (thousands of levels).
+        raise Invalid("the JSON body is nested too deeply") from None
+    check_free_json(data, settings)
+    return data
+
+
+def check_free_json(data: object, settings: Settings) -> None:
+    if isinstance(data, msgspec.Struct):
+        problem = free_json_problem(data, settings.json_max_depth, settings.json_field_max_bytes)
+        if problem is not None:
+            raise Invalid(problem)
+
+
+async def body(request: Request, kind: type[T]) -> T:
+    settings = services(request).settings
+    raw = await json_body(request, settings.max_body_bytes)
+    return decode_json(raw, kind, settings)
 
 
 # An escaped NUL: `\u0000` after an even number of backslashes (`\\u0000` is the text "\u0000").

@@ -1,4 +1,4 @@
-"""ASGI middleware: request ids, and refusing NUL characters before anything reads them."""
+"""ASGI middleware: a bound on requests in flight, request ids, and refusing NUL characters."""
 
 from __future__ import annotations
 
@@ -76,3 +76,40 @@ class RejectNul:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+
+class ConcurrencyLimit:
+    """At most `limit` HTTP requests in flight in this process; past it 503 and Retry-After.
+
+    uvicorn's `limit_concurrency` counts open connections, WebSockets included, so at
+    10,000 chat connections it would refuse every request; this counts HTTP requests only
+    (the Gateway hands `/ws` to its endpoint before any middleware).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            body = encode(
+                Error(error=ErrorBody(code="unavailable", message="too many requests in flight"))
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

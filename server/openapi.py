@@ -32,7 +32,8 @@ _ERRORS = {
     415: "Content type not allowed or not matching the bytes",
     422: "A field failed validation",
     429: "Rate limited; see Retry-After",
-    503: "Storage unavailable or server shutting down; nothing was stored",
+    503: "Storage unavailable, server shutting down, or too many requests in flight "
+    "(see Retry-After); nothing was stored",
 }
 
 
@@ -491,8 +492,11 @@ def build() -> dict[str, Any]:
                 "description": "The existing direct conversation",
                 "content": {"application/json": {"schema": by_type[id(op.response)]}},
             }
-        # Any route answers 400 to a NUL in its path or query (server.middleware.RejectNul).
-        for status in sorted({*op.errors, 400}):
+        # Any route answers 400 to a NUL in its path or query (server.middleware.RejectNul),
+        # and 503 past HTTP_MAX_CONCURRENCY requests in flight (server.middleware); a route
+        # that reads a body answers 413 past its limit, counted while it streams in.
+        always = {400, 503} | ({413} if op.body is not None else set())
+        for status in sorted({*op.errors, *always}):
             responses[str(status)] = {
                 "description": _ERRORS[status],
                 "content": {"application/json": {"schema": error_ref}},

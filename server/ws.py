@@ -171,6 +171,10 @@ async def _handle(message: Message, session: Session, caller: Caller, svc: Servi
     except msgspec.DecodeError as exc:
         _error(session, "invalid_json", f"frame is not valid JSON: {exc}")
         return
+    except RecursionError:
+        # msgspec gives up on nesting past Python's recursion limit; the connection stays.
+        _error(session, "invalid_json", "frame is nested too deeply")
+        return
     try:
         await _dispatch(frame, session, caller, svc)
     except ServiceError as exc:

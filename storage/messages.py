@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from storage.db import Database, IntegrityError, Row
 
@@ -199,7 +202,7 @@ class MessageStore:
             ConversationRow(
                 id=row[0],
                 title=row[1],
-                metadata=json.loads(row[2]) if row[2] else None,
+                metadata=_metadata(row[0], row[2]),
                 created_at=int(row[3]),
                 last_seq=int(row[4]),
                 last_activity_at=int(row[5]),
@@ -406,3 +409,52 @@ class MessageStore:
             seq=message.seq,
             changed=changed > 0,
         )
+
+
+log = logging.getLogger("pitchey.storage")
+
+# Deeper than any JSON_MAX_DEPTH allows (the setting stops at 64): such a row was stored
+# before the bound existed, and one like it once broke every list that contained it.
+_STORED_MAX_DEPTH = 64
+# Conversations already reported, so a poisoned row is logged once, not on every list.
+_reported: set[str] = set()
+_REPORTED_MAX = 10_000
+
+
+def _metadata(conversation_id: str, text: str | None) -> dict[str, Any] | None:
+    """A conversation's metadata as stored, or None when it cannot be read or sent back."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+        if not isinstance(value, dict) or _too_deep(value):
+            raise ValueError("not an object, or nested too deeply")
+        msgspec.json.encode(value)  # what the answer will do: fail here, not there
+    except (ValueError, TypeError, RecursionError, msgspec.EncodeError) as exc:
+        if conversation_id not in _reported and len(_reported) < _REPORTED_MAX:
+            _reported.add(conversation_id)
+            log.warning(
+                "conversation %s: unreadable metadata shown as null (%s)",
+                conversation_id,
+                type(exc).__name__,
+            )
+        return None
+    return value
+
+
+def _too_deep(value: object) -> bool:
+    """Nesting deeper than _STORED_MAX_DEPTH, found without recursion."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children: Any
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > _STORED_MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False

@@ -8,21 +8,42 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from base.clock import iso
-from base.errors import Forbidden, Invalid, NotFound, ServiceError
+from base.errors import Forbidden, Invalid, NotFound
 from base.identity import Caller
 from delivery.email import EmailService
 from delivery.providers.base import OutgoingEmail
 from delivery.webhooks import MalformedWebhook, WebhookError
+from schemas.bounds import FreeJson
 from schemas.email import DevEmail, SuppressionOut, SuppressionPage
+from schemas.settings import Settings
 from server.auth import require_role
-from server.http import caller, ensure_accepting, int_param, json, reject_nul, services
+from server.http import (
+    caller,
+    check_free_json,
+    ensure_accepting,
+    int_param,
+    json,
+    json_body,
+    read_body,
+    services,
+)
 
-# A batch of 1000 templated emails, or one email with 20 MiB of attachments in base64.
-MAX_EMAIL_BODY_BYTES = 30 * 1024 * 1024
-# Provider webhooks post at most a few thousand small events at once.
-MAX_WEBHOOK_BYTES = 5 * 1024 * 1024
 MAX_PAGE = 500
 _payload = msgspec.json.Decoder(OutgoingEmail)
+
+
+class _TemplateData(msgspec.Struct):
+    """Only the free-form field of an email; the service decodes the rest."""
+
+    data: FreeJson | None = None
+
+
+class _BatchItems(msgspec.Struct):
+    emails: list[msgspec.Raw] = []
+
+
+_template_data = msgspec.json.Decoder(_TemplateData)
+_batch_items = msgspec.json.Decoder(_BatchItems)
 
 
 def _email(request: Request) -> EmailService:
@@ -30,17 +51,22 @@ def _email(request: Request) -> EmailService:
     return service
 
 
-async def _raw(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ServiceError("body is too large", code="payload_too_large")
-    raw = await request.body()
-    if len(raw) > limit:
-        raise ServiceError("body is too large", code="payload_too_large")
-    if not raw:
-        raise Invalid("a JSON body is required")
-    reject_nul(raw)
-    return raw
+def _check_template_data(raw: bytes, batch: bool, settings: Settings) -> None:
+    """Bound each email's free-form `data` before the service decodes the email.
+
+    A body the shapes below do not fit is left to the service, which says what is wrong.
+    """
+    try:
+        items = _batch_items.decode(raw).emails if batch else [msgspec.Raw(raw)]
+        for index, item in enumerate(items):
+            try:
+                check_free_json(_template_data.decode(item), settings)
+            except Invalid as exc:
+                raise Invalid(f"emails[{index}]: {exc.message}" if batch else exc.message) from None
+    except msgspec.DecodeError:
+        return
+    except RecursionError:
+        raise Invalid("the JSON body is nested too deeply") from None
 
 
 async def _service_caller(request: Request) -> Caller:
@@ -54,7 +80,8 @@ async def _accept(request: Request, batch: bool) -> Response:
     who = await _service_caller(request)
     svc = services(request)
     ensure_accepting(svc)
-    raw = await _raw(request, MAX_EMAIL_BODY_BYTES)
+    raw = await json_body(request, svc.settings.email_max_body_bytes)
+    _check_template_data(raw, batch, svc.settings)
     key = request.headers.get("idempotency-key")
     service = _email(request)
     # Attachments given by id are uploads from POST /api/email/attachments.
@@ -109,9 +136,7 @@ async def delete_suppression(request: Request) -> Response:
 
 
 async def sendgrid_webhook(request: Request) -> Response:
-    raw = await request.body()
-    if len(raw) > MAX_WEBHOOK_BYTES:
-        raise ServiceError("body is too large", code="payload_too_large")
+    raw = await read_body(request, services(request).settings.webhook_max_body_bytes)
     try:
         received, applied = await services(request).webhooks.sendgrid(request.headers, raw)
     except MalformedWebhook as exc:
@@ -122,9 +147,7 @@ async def sendgrid_webhook(request: Request) -> Response:
 
 
 async def ses_webhook(request: Request) -> Response:
-    raw = await request.body()
-    if len(raw) > MAX_WEBHOOK_BYTES:
-        raise ServiceError("body is too large", code="payload_too_large")
+    raw = await read_body(request, services(request).settings.webhook_max_body_bytes)
     try:
         received, applied = await services(request).webhooks.ses(raw)
     except MalformedWebhook as exc:
