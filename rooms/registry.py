@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from base.errors import Unavailable
 from rooms import metrics
 from rooms.actor import Join, Leave, Resync, Room, RoomStopped
 from rooms.broker import Broker
@@ -22,12 +23,16 @@ class RoomRegistry:
         presence: PresenceTracker,
         max_replay: int,
         typing_ttl: float,
+        io_timeout: float,
+        join_timeout: float,
     ) -> None:
         self._store = store
         self._broker = broker
         self._presence = presence
         self._max_replay = max_replay
         self._typing_ttl = typing_ttl
+        self._io_timeout = io_timeout
+        self._join_timeout = join_timeout
         self.rooms: dict[str, Room] = {}
         metrics.rooms_active.set_function(lambda: len(self.rooms))
 
@@ -41,6 +46,7 @@ class RoomRegistry:
                 presence=self._presence,
                 max_replay=self._max_replay,
                 typing_ttl=self._typing_ttl,
+                io_timeout=self._io_timeout,
                 on_stop=self._forget,
             )
             self.rooms[conversation_id] = room
@@ -52,16 +58,25 @@ class RoomRegistry:
             del self.rooms[room.conversation_id]
 
     async def join(self, conversation_id: str, session: Session, since: int | None) -> None:
-        """Subscribe a session; returns once `subscribed` (and any replay) is queued."""
+        """Subscribe a session; returns once `subscribed` (and any replay) is queued.
+
+        Raises `Unavailable` when the room cannot answer (storage down) or does not answer
+        within the join timeout; never waits longer than that.
+        """
+        deadline = asyncio.get_running_loop().time() + self._join_timeout
         for _ in range(3):
             join = Join(session, since)
             self._room(conversation_id).post(join)
             try:
-                await join.done
+                # On timeout this cancels `join.done`, which tells the room to skip the join.
+                async with asyncio.timeout_at(deadline):
+                    await join.done
                 return
             except RoomStopped:
                 continue  # the room stopped as we posted: the next attempt spawns a new one
-        raise RuntimeError(f"could not join room {conversation_id}")
+            except TimeoutError:
+                raise Unavailable("conversation did not answer in time; try again") from None
+        raise Unavailable("conversation temporarily unavailable; try again")
 
     def leave(self, conversation_id: str, session: Session) -> None:
         room = self.rooms.get(conversation_id)

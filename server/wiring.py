@@ -170,6 +170,8 @@ async def build(settings: Settings) -> Services:
         presence=state.presence,
         max_replay=settings.ws_max_replay,
         typing_ttl=settings.typing_ttl,
+        io_timeout=settings.room_io_timeout,
+        join_timeout=settings.room_join_timeout,
     )
     await state.broker.start(on_resubscribed=rooms.resync)
     await state.presence.start()
