@@ -6,15 +6,18 @@ and restores; the shared PostgreSQL itself is never disturbed.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
+from tests.chromium import Browser
 from tests.servers import ServerProcess, WsClient, conversation, uid, ws_client
 from tests.services import PG_HOST, PG_PORT, create_pg_database, drop_pg_database
 from tests.tcp_proxy import TcpProxy, tcp_proxy
+from tests.test_browser_client import open_demo
 
 RETRY_AFTER = 0.5
 
@@ -52,19 +55,19 @@ async def _still_open(ws: WsClient) -> None:
     await ws.expect("pong", timeout=2)
 
 
-async def _connections(server: ServerProcess) -> float:
+async def _figure(server: ServerProcess, name: str) -> float:
     async with httpx.AsyncClient(base_url=server.url) as http:
         text = (await http.get("/metrics")).text
     for line in text.splitlines():
-        if line.startswith("pitchey_ws_connections "):
+        if line.startswith(f"{name} "):
             return float(line.split(" ")[1])
-    raise AssertionError("pitchey_ws_connections not reported")
+    raise AssertionError(f"{name} not reported")
 
 
-async def _eventually_no_connections(server: ServerProcess, timeout: float = 5.0) -> None:
+async def _eventually_zero(server: ServerProcess, name: str, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
-    while (figure := await _connections(server)) != 0:
-        assert time.monotonic() < deadline, f"pitchey_ws_connections stays at {figure}"
+    while (figure := await _figure(server, name)) != 0:
+        assert time.monotonic() < deadline, f"{name} stays at {figure}"
 
 
 async def test_a_replay_that_fails_answers_that_subscribe_unavailable_and_spares_the_room(
@@ -101,7 +104,7 @@ async def test_a_replay_that_fails_answers_that_subscribe_unavailable_and_spares
             again = await b.subscribe(conv, since=0)
             assert again["replayed"] == 3
             assert [m["content"] for m in await b.messages(3)] == ["0", "1", "2"]
-    await _eventually_no_connections(server)
+    await _eventually_zero(server, "pitchey_ws_connections")
 
 
 async def test_a_room_that_cannot_start_answers_unavailable_with_retry_after_and_keeps_the_socket(
@@ -115,6 +118,7 @@ async def test_a_room_that_cannot_start_answers_unavailable_with_retry_after_and
         await a.subscribe(conv)
         await a.send({"type": "unsubscribe", "conversationId": conv})
         await a.expect("unsubscribed")
+        await _eventually_zero(server, "pitchey_rooms_active")
         proxy.cut()
         try:
             await a.send({"type": "subscribe", "conversationId": conv})
@@ -126,4 +130,33 @@ async def test_a_room_that_cannot_start_answers_unavailable_with_retry_after_and
             proxy.restore()
         # The database is back: the same socket subscribes without reconnecting.
         await a.subscribe(conv)
-    await _eventually_no_connections(server)
+    await _eventually_zero(server, "pitchey_ws_connections")
+
+
+async def test_the_browser_client_subscribes_again_after_retry_after_on_the_same_socket(
+    proxied: tuple[ServerProcess, TcpProxy], browser: Browser
+) -> None:
+    server, proxy = proxied
+    alice, bob = uid(), uid()
+    conv = await conversation(server, alice, bob)
+    page = await open_demo(browser, server, alice, conv)
+    client = "window.pitchey.client"
+    await page.evaluate(
+        f"window.firstSocket = {client}.socket; window.errors = [];"
+        f"{client}.addEventListener('error', (e) => window.errors.push(e.detail));"
+        f"{client}.unsubscribe({json.dumps(conv)})"
+    )
+    await _eventually_zero(server, "pitchey_rooms_active")
+    proxy.cut()
+    try:
+        # The room cannot start: the server answers `unavailable` with `retryAfter`.
+        await page.evaluate(f"{client}.subscribe({json.dumps(conv)}).catch(() => null)")
+        await page.wait_for("window.errors.some((e) => e.code === 'unavailable')")
+    finally:
+        proxy.restore()
+    # After the hint the client subscribes again by itself, on the socket it had.
+    await page.wait_for(
+        f"{client}.conversations.get({json.dumps(conv)})?.subscribed === true", timeout=10
+    )
+    assert await page.evaluate(f"{client}.socket === window.firstSocket") is True
+    await page.close()
