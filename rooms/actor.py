@@ -97,9 +97,9 @@ class Room:
         self._mailbox: asyncio.Queue[Command] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
         self.stopped = False
-        # Set when the room could not start (storage or broker down): pending joins are
-        # answered with it instead of being retried on a new room that would fail the same way.
-        self._start_failure: Unavailable | None = None
+        # Set when the room could not start (storage or broker down) or was cancelled: pending
+        # joins are answered with it instead of being retried on a new room.
+        self._refusal: Unavailable | None = None
 
     # ---- called from outside the actor (never awaits the room) ----------------
 
@@ -134,15 +134,15 @@ class Room:
                 if not self.sessions and self._mailbox.empty():
                     break
         except asyncio.CancelledError:
-            pass
+            self._refusal = Unavailable("conversation closed; try again")
         except Exception:
             log.exception("room %s crashed", self.conversation_id)
-            if isinstance(command, Join) and not command.done.done():
-                # Never leave a subscribe waiting: the registry retries it on a new room.
-                command.done.set_exception(RoomStopped())
             for session in self.sessions:
                 session.close(1011, "internal error")
         finally:
+            if isinstance(command, Join) and not command.done.done():
+                # Never leave a subscribe waiting: after a crash the registry retries it.
+                command.done.set_exception(self._refusal or RoomStopped())
             self.stopped = True
             # Synchronously, before any await: a Join posted from now on spawns a new room.
             self._on_stop(self)
@@ -158,7 +158,7 @@ class Room:
         except Exception as exc:
             # An outage, not a bug: no traceback, and the joins waiting are told to retry later.
             log.warning("room %s could not start: %s", self.conversation_id, _describe(exc))
-            self._start_failure = Unavailable("conversation temporarily unavailable; try again")
+            self._refusal = Unavailable("conversation temporarily unavailable; try again")
             return False
         await self._load_online()
         return True
@@ -368,7 +368,7 @@ class Room:
         while not self._mailbox.empty():
             command = self._mailbox.get_nowait()
             if isinstance(command, Join) and not command.done.done():
-                command.done.set_exception(self._start_failure or RoomStopped())
+                command.done.set_exception(self._refusal or RoomStopped())
 
     async def _cleanup(self) -> None:
         try:

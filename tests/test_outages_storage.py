@@ -84,6 +84,7 @@ async def test_a_full_disk_is_reported_as_storage_full_and_readiness_fails_until
             )
             assert rest.status_code == 503, rest.text
             assert rest.json()["error"]["code"] == "storage_full"
+            assert int(rest.headers["retry-after"]) >= 1
             ready = await http.get("/readyz")
             assert ready.status_code == 503, ready.text
             assert ready.json()["checks"]["writer"] == "error: storage_full"
