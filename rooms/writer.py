@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from base.errors import NotFound, Unavailable
+from base.failures import RepeatedFailure
 from rooms import metrics
 from rooms.broker import Broker, conversation_channel
 from rooms.views import message_frame
@@ -44,6 +45,7 @@ class MessageWriter:
         # The error code of the last commit if it failed, None if it succeeded (or none ran):
         # what readiness reports, since a database that answers reads may still refuse writes.
         self.failure: str | None = None
+        self._failures = RepeatedFailure(log, "message batches not stored", level=logging.ERROR)
 
     async def can_commit(self) -> str | None:
         """None if a commit would succeed, else the error code of why not.
@@ -105,12 +107,12 @@ class MessageWriter:
             return
         except StorageFull as exc:
             self.failure = "storage_full"
-            log.error("message batch of %d not stored: %s", len(batch), exc)
+            self._failures.failed(exc)
             _fail(batch, Unavailable("storage is full, message not stored", code="storage_full"))
             return
         except DatabaseUnavailable as exc:
             self.failure = "unavailable"
-            log.error("message batch of %d not stored: %s", len(batch), exc)
+            self._failures.failed(exc)
             _fail(batch, Unavailable("storage unavailable, message not stored"))
             return
         except Exception as exc:
@@ -119,6 +121,7 @@ class MessageWriter:
             _fail(batch, Unavailable(f"message not stored: {type(exc).__name__}"))
             return
         self.failure = None
+        self._failures.succeeded()
         # A repeated clientMsgId answers with the first message; it is not published again.
         fresh = [message for message, created in stored if created]
         metrics.commit_batch.observe(len(batch))
