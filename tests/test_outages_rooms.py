@@ -160,3 +160,30 @@ async def test_the_browser_client_subscribes_again_after_retry_after_on_the_same
     )
     assert await page.evaluate(f"{client}.socket === window.firstSocket") is True
     await page.close()
+
+
+async def test_a_database_outage_logs_failed_batches_once_and_their_end_once(
+    proxied: tuple[ServerProcess, TcpProxy],
+) -> None:
+    server, proxy = proxied
+    alice, bob = uid(), uid()
+    conv = await conversation(server, alice, bob)
+    async with server.client(alice) as http:
+        # Stored once before: the conversation's members are known, so sends reach the writer.
+        sent = await http.post("/api/messages/send", json={"conversationId": conv, "content": "w"})
+        assert sent.status_code == 201, sent.text
+        proxy.cut()
+        try:
+            for _ in range(20):
+                sent = await http.post(
+                    "/api/messages/send", json={"conversationId": conv, "content": "x"}
+                )
+                assert sent.status_code == 503, sent.text
+        finally:
+            proxy.restore()
+        sent = await http.post("/api/messages/send", json={"conversationId": conv, "content": "y"})
+        assert sent.status_code == 201, sent.text
+    log = server.log_tail(1_000_000)
+    lines = [line for line in log.splitlines() if "not stored" in line]
+    assert len(lines) == 2, lines  # when it started, and when it ended
+    assert "recovered after" in lines[1] and "20 failures" in lines[1]
