@@ -13,11 +13,13 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import msgspec
 
+from base.errors import Unavailable
 from rooms import metrics
 from rooms.broker import Broker, conversation_channel
 from rooms.frames import Outgoing
@@ -30,9 +32,14 @@ from storage.messages import MessageStore
 
 log = logging.getLogger("pitchey.rooms")
 
+T = TypeVar("T")
+
 
 @dataclass(slots=True)
 class Join:
+    """A subscribe. `done` is answered exactly once: a result, `Unavailable` or `RoomStopped`.
+    The registry cancels it when it stops waiting; the room then skips the join."""
+
     session: Session
     since: int | None
     done: asyncio.Future[None] = field(
@@ -70,6 +77,7 @@ class Room:
         typing_ttl: float,
         presence_flush_interval: float,
         presence_broadcast_max: int,
+        io_timeout: float,
         on_stop: Callable[[Room], None],
     ) -> None:
         self.conversation_id = conversation_id
@@ -79,6 +87,7 @@ class Room:
         self._presence = presence
         self._max_replay = max_replay
         self._typing_ttl = typing_ttl
+        self._io_timeout = io_timeout
         self._on_stop = on_stop
         self.sessions: dict[Session, None] = {}
         self._local_users: Counter[str] = Counter()
@@ -97,6 +106,9 @@ class Room:
         self._mailbox: asyncio.Queue[Command] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
         self.stopped = False
+        # Set when the room could not start (storage or broker down) or was cancelled: pending
+        # joins are answered with it instead of being retried on a new room.
+        self._refusal: Unavailable | None = None
 
     # ---- called from outside the actor (never awaits the room) ----------------
 
@@ -111,37 +123,58 @@ class Room:
 
     # ---- the actor ---------------------------------------------------------------
 
+    async def _bounded(self, call: Awaitable[T]) -> T:
+        # Every storage and broker call of a room has a deadline: one that hangs (a database
+        # behind a dead connection) must not hang the room and every session waiting on it.
+        return await asyncio.wait_for(call, self._io_timeout)
+
     async def _run(self) -> None:
+        command: Command | None = None
         try:
-            await self._broker.subscribe(self.channel, self._on_broker)
-            # After subscribing: any message stored later arrives as an event, and
-            # any event for a seq at or below this one is a repeat.
-            self.last_seq = await self._store.last_seq(self.conversation_id)
-            await self._load_online()
-            self._announced = set(self._online)
+            if not await self._start():
+                return
             while True:
                 command = await self._next()
                 if command is None:
                     self._expire_typing()
                 else:
                     await self._handle(command)
+                    command = None
                 # Checked after every command too: a busy mailbox never lets _next time out.
                 if self._flush_at is not None and time.monotonic() >= self._flush_at:
                     self._flush_presence()
                 if not self.sessions and self._mailbox.empty():
                     break
         except asyncio.CancelledError:
-            pass
+            self._refusal = Unavailable("conversation closed; try again")
         except Exception:
             log.exception("room %s crashed", self.conversation_id)
             for session in self.sessions:
                 session.close(1011, "internal error")
         finally:
+            if isinstance(command, Join) and not command.done.done():
+                # Never leave a subscribe waiting: after a crash the registry retries it.
+                command.done.set_exception(self._refusal or RoomStopped())
             self.stopped = True
             # Synchronously, before any await: a Join posted from now on spawns a new room.
             self._on_stop(self)
             self._fail_pending()
             await self._cleanup()
+
+    async def _start(self) -> bool:
+        try:
+            await self._bounded(self._broker.subscribe(self.channel, self._on_broker))
+            # After subscribing: any message stored later arrives as an event, and
+            # any event for a seq at or below this one is a repeat.
+            self.last_seq = await self._bounded(self._store.last_seq(self.conversation_id))
+        except Exception as exc:
+            # An outage, not a bug: no traceback, and the joins waiting are told to retry later.
+            log.warning("room %s could not start: %s", self.conversation_id, _describe(exc))
+            self._refusal = Unavailable("conversation temporarily unavailable; try again")
+            return False
+        await self._load_online()
+        self._announced = set(self._online)
+        return True
 
     async def _next(self) -> Command | None:
         deadlines = list(self._typing.values())
@@ -170,6 +203,8 @@ class Room:
 
     async def _join(self, join: Join) -> None:
         session = join.session
+        if join.done.done():
+            return  # the subscriber stopped waiting (timeout or disconnect)
         if session.closed:
             join.done.set_result(None)
             return
@@ -182,9 +217,30 @@ class Room:
                 recovered = False
             else:
                 # Bounded by last_seq: anything newer reaches this session as a live event.
-                stored = await self._store.messages(
-                    self.conversation_id, after=join.since, before=self.last_seq + 1, limit=missing
-                )
+                try:
+                    stored = await self._bounded(
+                        self._store.messages(
+                            self.conversation_id,
+                            after=join.since,
+                            before=self.last_seq + 1,
+                            limit=missing,
+                        )
+                    )
+                except Exception as exc:
+                    # This subscriber alone is told; the room and its other sessions go on.
+                    log.warning(
+                        "replay for %s in %s failed: %s",
+                        session.user_id,
+                        self.conversation_id,
+                        _describe(exc),
+                    )
+                    if not join.done.done():
+                        join.done.set_exception(
+                            Unavailable("messages cannot be replayed now; subscribe again later")
+                        )
+                    return
+                if join.done.done():
+                    return  # abandoned while we read
                 replay = [Outgoing(message_frame(m)) for m in stored]
                 if not session.can_take(len(replay), sum(len(f.payload) for f in replay)):
                     # Sending it would overflow the session's queue and disconnect it:
@@ -211,7 +267,8 @@ class Room:
         session.send(Outgoing(encode(subscribed)))
         for frame in replay:
             session.send(frame)
-        join.done.set_result(None)
+        if not join.done.done():
+            join.done.set_result(None)
 
     async def _leave(self, session: Session) -> None:
         if session not in self.sessions:
@@ -228,7 +285,7 @@ class Room:
 
     async def _load_online(self) -> None:
         try:
-            self._online = set(await self._presence.online(self.conversation_id))
+            self._online = set(await self._bounded(self._presence.online(self.conversation_id)))
         except Exception:
             log.warning("presence of %s unavailable; listing local users", self.conversation_id)
         self._online.update(self._local_users)
@@ -238,8 +295,8 @@ class Room:
         a presence backend failure must not take the room (and its sessions) down."""
         try:
             if joined:
-                return await self._presence.join(self.conversation_id, user_id)
-            return await self._presence.leave(self.conversation_id, user_id)
+                return await self._bounded(self._presence.join(self.conversation_id, user_id))
+            return await self._bounded(self._presence.leave(self.conversation_id, user_id))
         except Exception:
             log.warning("presence update for %s in %s failed", user_id, self.conversation_id)
             return False
@@ -249,7 +306,7 @@ class Room:
             PresenceChange(conversation_id=self.conversation_id, user_id=user_id, online=online)
         )
         try:
-            await self._broker.publish(self.channel, frame)
+            await self._bounded(self._broker.publish(self.channel, frame))
         except Exception:
             log.warning("presence for %s in %s not published", user_id, self.conversation_id)
 
@@ -289,14 +346,16 @@ class Room:
         """Forward stored messages after last_seq (up to `up_to`, or all) from storage."""
         try:
             if up_to is None:
-                up_to = await self._store.last_seq(self.conversation_id)
+                up_to = await self._bounded(self._store.last_seq(self.conversation_id))
             if up_to <= self.last_seq:
                 return
-            stored = await self._store.messages(
-                self.conversation_id,
-                after=self.last_seq,
-                before=up_to + 1,
-                limit=up_to - self.last_seq,
+            stored = await self._bounded(
+                self._store.messages(
+                    self.conversation_id,
+                    after=self.last_seq,
+                    before=up_to + 1,
+                    limit=up_to - self.last_seq,
+                )
             )
         except Exception:
             log.warning("room %s could not read missed messages", self.conversation_id)
@@ -355,21 +414,27 @@ class Room:
         while not self._mailbox.empty():
             command = self._mailbox.get_nowait()
             if isinstance(command, Join) and not command.done.done():
-                command.done.set_exception(RoomStopped())
+                command.done.set_exception(self._refusal or RoomStopped())
 
     async def _cleanup(self) -> None:
         try:
-            await self._broker.unsubscribe(self.channel, self._on_broker)
+            await self._bounded(self._broker.unsubscribe(self.channel, self._on_broker))
         except Exception:
             log.warning("unsubscribe from %s failed", self.channel)
         for user in list(self._local_users):
             try:
-                if await self._presence.leave(self.conversation_id, user):
+                if await self._bounded(self._presence.leave(self.conversation_id, user)):
                     await self._publish_presence(user, False)
             except Exception:
                 log.warning("presence leave for %s failed", user)
         self._local_users.clear()
         self.sessions.clear()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
 
 
 class RoomStopped(Exception):

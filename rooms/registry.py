@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from base.errors import Unavailable
 from rooms import metrics
 from rooms.actor import Join, Leave, Resync, Room, RoomStopped
 from rooms.broker import Broker
@@ -24,6 +25,8 @@ class RoomRegistry:
         typing_ttl: float,
         presence_flush_interval: float,
         presence_broadcast_max: int,
+        io_timeout: float,
+        join_timeout: float,
     ) -> None:
         self._store = store
         self._broker = broker
@@ -32,6 +35,8 @@ class RoomRegistry:
         self._typing_ttl = typing_ttl
         self._presence_flush_interval = presence_flush_interval
         self._presence_broadcast_max = presence_broadcast_max
+        self._io_timeout = io_timeout
+        self._join_timeout = join_timeout
         self.rooms: dict[str, Room] = {}
         metrics.rooms_active.set_function(lambda: len(self.rooms))
 
@@ -47,6 +52,7 @@ class RoomRegistry:
                 typing_ttl=self._typing_ttl,
                 presence_flush_interval=self._presence_flush_interval,
                 presence_broadcast_max=self._presence_broadcast_max,
+                io_timeout=self._io_timeout,
                 on_stop=self._forget,
             )
             self.rooms[conversation_id] = room
@@ -58,16 +64,25 @@ class RoomRegistry:
             del self.rooms[room.conversation_id]
 
     async def join(self, conversation_id: str, session: Session, since: int | None) -> None:
-        """Subscribe a session; returns once `subscribed` (and any replay) is queued."""
+        """Subscribe a session; returns once `subscribed` (and any replay) is queued.
+
+        Raises `Unavailable` when the room cannot answer (storage down) or does not answer
+        within the join timeout; never waits longer than that.
+        """
+        deadline = asyncio.get_running_loop().time() + self._join_timeout
         for _ in range(3):
             join = Join(session, since)
             self._room(conversation_id).post(join)
             try:
-                await join.done
+                # On timeout this cancels `join.done`, which tells the room to skip the join.
+                async with asyncio.timeout_at(deadline):
+                    await join.done
                 return
             except RoomStopped:
                 continue  # the room stopped as we posted: the next attempt spawns a new one
-        raise RuntimeError(f"could not join room {conversation_id}")
+            except TimeoutError:
+                raise Unavailable("conversation did not answer in time; try again") from None
+        raise Unavailable("conversation temporarily unavailable; try again")
 
     def leave(self, conversation_id: str, session: Session) -> None:
         room = self.rooms.get(conversation_id)

@@ -13,10 +13,11 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from base.errors import NotFound, Unavailable
+from base.failures import RepeatedFailure
 from rooms import metrics
 from rooms.broker import Broker, conversation_channel
 from rooms.views import message_frame
-from storage.db import DatabaseUnavailable
+from storage.db import DatabaseUnavailable, StorageFull
 from storage.messages import MessageStore, NewMessage, StoredMessage
 
 log = logging.getLogger("pitchey.writer")
@@ -41,6 +42,27 @@ class MessageWriter:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        # The error code of the last commit if it failed, None if it succeeded (or none ran):
+        # what readiness reports, since a database that answers reads may still refuse writes.
+        self.failure: str | None = None
+        self._failures = RepeatedFailure(log, "message batches not stored", level=logging.ERROR)
+
+    async def can_commit(self) -> str | None:
+        """None if a commit would succeed, else the error code of why not.
+
+        After a success that is what the last commit said; after a failure a probe write
+        decides, so a writer with nothing to commit still finds out the database is back.
+        """
+        if self.failure is None:
+            return None
+        try:
+            await self._store.db.probe_write()
+        except StorageFull:
+            return "storage_full"
+        except Exception:
+            return "unavailable"
+        self.failure = None
+        return None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="message-writer")
@@ -83,14 +105,23 @@ class MessageWriter:
                 return
             _fail(batch, NotFound("conversation not found"))
             return
+        except StorageFull as exc:
+            self.failure = "storage_full"
+            self._failures.failed(exc)
+            _fail(batch, Unavailable("storage is full, message not stored", code="storage_full"))
+            return
         except DatabaseUnavailable as exc:
-            log.error("message batch of %d not stored: %s", len(batch), exc)
+            self.failure = "unavailable"
+            self._failures.failed(exc)
             _fail(batch, Unavailable("storage unavailable, message not stored"))
             return
         except Exception as exc:
+            self.failure = "unavailable"
             log.exception("message batch of %d not stored", len(batch))
             _fail(batch, Unavailable(f"message not stored: {type(exc).__name__}"))
             return
+        self.failure = None
+        self._failures.succeeded()
         # A repeated clientMsgId answers with the first message; it is not published again.
         fresh = [message for message, created in stored if created]
         metrics.commit_batch.observe(len(batch))

@@ -118,6 +118,9 @@ class ErrorFrame(ServerFrame, tag="error", kw_only=True):
     code: str
     message: str
     ref: str | None = None
+    # Seconds to wait before trying again; only on retryable failures (`unavailable`,
+    # `storage_full`), left out of every other error frame.
+    retry_after: float | msgspec.UnsetType = msgspec.UNSET
 
 
 class Pong(ServerFrame, tag="pong"):

@@ -180,6 +180,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # ---- Storage, webhooks and secrets (docs/security.md) ----
 
     # ---- Outages (docs/operations.md) ----
+    # Every storage and broker call a room makes (its last seq at start, a subscribe's replay,
+    # a catch-up, presence): past this the call counts as failed, so a database or Redis that
+    # hangs cannot hang a room.
+    room_io_timeout: Seconds = 5.0
+    # How long a subscribe waits for its room to answer before it is told `unavailable`;
+    # longer than ROOM_IO_TIMEOUT, so a slow read is answered by the room itself.
+    room_join_timeout: Seconds = 10.0
+    # The `retryAfter` hint on `unavailable` answers: a random value between this and
+    # twice this, so clients told at the same moment do not come back at the same moment.
+    outage_retry_after: Seconds = 2.0
+    # How long /readyz waits for its database checks (a read and, after a failed commit,
+    # a write probe) before it answers 503.
+    readiness_timeout: Seconds = 2.0
 
     # ---- Runtime: garbage collection (server/runtime.py) ----
     # Freeze long-lived objects (after start-up and after each settled burst of connections)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Mapping
 
 import msgspec
@@ -10,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from base.errors import Invalid, RateLimited, ServiceError
+from base.errors import Invalid, RateLimited, ServiceError, Unavailable
 from schemas.codec import encode
 from schemas.messages import Error, ErrorBody
 
@@ -42,6 +43,12 @@ async def service_error(request: Request, exc: Exception) -> Response:
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
+    if isinstance(exc, Unavailable):
+        # The same hint WebSocket error frames carry (retryAfter), in whole seconds.
+        services = getattr(request.app.state, "services", None)
+        if services is not None:
+            base = services.settings.outage_retry_after
+            headers = {"Retry-After": str(max(1, round(random.uniform(base, 2 * base))))}
     if exc.status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
     return error_response(exc.status, exc.code, exc.message, headers)

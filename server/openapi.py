@@ -95,7 +95,7 @@ OPERATIONS: tuple[Op, ...] = (
     Op(
         "GET",
         "/readyz",
-        "Readiness: database and Redis",
+        "Readiness: database reads, the message writer able to commit, Redis",
         "operations",
         PUBLIC,
         response=_json_obj(),

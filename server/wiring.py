@@ -206,6 +206,8 @@ async def build(settings: Settings) -> Services:
         typing_ttl=settings.typing_ttl,
         presence_flush_interval=settings.presence_flush_interval,
         presence_broadcast_max=settings.presence_broadcast_max_members,
+        io_timeout=settings.room_io_timeout,
+        join_timeout=settings.room_join_timeout,
     )
     await state.broker.start(on_resubscribed=rooms.resync)
     await state.presence.start()

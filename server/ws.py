@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import random
 import time
 from urllib.parse import urlsplit
 
@@ -19,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from base.errors import ServiceError, Unauthorized
+from base.errors import ServiceError, Unauthorized, Unavailable
 from base.identity import Caller
 from rooms import metrics
 from rooms.frames import Outgoing
@@ -177,8 +178,18 @@ async def _handle(message: Message, session: Session, caller: Caller, svc: Servi
         return
     try:
         await _dispatch(frame, session, caller, svc)
+    except Unavailable as exc:
+        # Retryable: a hint, with jitter, so clients refused together do not return together.
+        base = svc.settings.outage_retry_after
+        retry_after = round(random.uniform(base, 2 * base), 3)
+        _error(session, exc.code, exc.message, _ref(frame), retry_after)
     except ServiceError as exc:
         _error(session, exc.code, exc.message, _ref(frame))
+    except Exception:
+        # A bug, not the client's fault: answer the frame and keep the connection (closing
+        # with 1000 would tell the client all is well and invite an immediate reconnect).
+        log.exception("%s frame of session %d failed", type(frame).__name__, session.id)
+        _error(session, "internal_error", "internal error", _ref(frame))
 
 
 async def _dispatch(frame: AnyClientFrame, session: Session, caller: Caller, svc: Services) -> None:
@@ -231,5 +242,12 @@ def _ref(frame: AnyClientFrame) -> str | None:
     return getattr(frame, "conversation_id", None)
 
 
-def _error(session: Session, code: str, message: str, ref: str | None = None) -> None:
-    session.send(Outgoing(encode(ErrorFrame(code=code, message=message, ref=ref))))
+def _error(
+    session: Session,
+    code: str,
+    message: str,
+    ref: str | None = None,
+    retry_after: float | msgspec.UnsetType = msgspec.UNSET,
+) -> None:
+    frame = ErrorFrame(code=code, message=message, ref=ref, retry_after=retry_after)
+    session.send(Outgoing(encode(frame)))

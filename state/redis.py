@@ -22,6 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from base.errors import Unavailable
+from base.failures import RepeatedFailure
 from base.identity import Caller
 from state.connections import MemoryConnectionCounter
 from state.ratelimit import MemoryRateLimiter
@@ -68,6 +69,7 @@ class RedisCache:
         self._redis = redis
         self._prefix = prefix
         self._bump = redis.register_script(_BUMP)
+        self._bump_failures = RepeatedFailure(log, "cache invalidation failed", level=logging.ERROR)
 
     async def get(self, key: str) -> bytes | None:
         try:
@@ -104,7 +106,9 @@ class RedisCache:
             await self._bump(keys=keys, args=[_VERSION_TTL_MS])
         except Exception as exc:
             # Other processes may serve a stale list until its TTL ends.
-            log.error("cache invalidation of %d namespaces failed: %s", len(namespaces), exc)
+            self._bump_failures.failed(exc)
+            return
+        self._bump_failures.succeeded()
 
 
 # The arithmetic of state.ratelimit.gcra, run inside Redis with Redis's own clock,
@@ -134,6 +138,9 @@ class RedisRateLimiter:
         self._script = redis.register_script(_GCRA)
         # Without Redis each process limits on its own: limits stay, only looser.
         self._fallback = MemoryRateLimiter()
+        self._failures = RepeatedFailure(
+            log, "shared rate limit unavailable, counting in this process"
+        )
 
     async def hit(self, key: str, limit: int, window: float) -> float:
         if limit <= 0:
@@ -141,8 +148,9 @@ class RedisRateLimiter:
         try:
             result = await self._script(keys=[f"{self._prefix}rl:{key}"], args=[limit, window])
         except Exception as exc:
-            log.warning("shared rate limit unavailable (%s); counting in this process", exc)
+            self._failures.failed(exc)
             return await self._fallback.hit(key, limit, window)
+        self._failures.succeeded()
         return float(result)
 
 

@@ -7,6 +7,8 @@ to `$n`. Every query therefore avoids literal question marks.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -15,9 +17,25 @@ from typing import Any, Protocol
 
 Row = tuple[Any, ...]
 
+log = logging.getLogger("pitchey.db")
+
+# A write that changes nothing but must reach the log and commit: what a probe of
+# "can we commit" needs (PostgreSQL writes WAL for it; SQLite writes the page).
+PROBE_SQL = (
+    "UPDATE schema_migrations SET applied_at = applied_at"
+    " WHERE version = (SELECT MAX(version) FROM schema_migrations)"
+)
+# Below this much free space a SQLite write probe reports the disk full: a batch of messages
+# needs room to grow the WAL, and a write that fits in space the WAL already holds proves little.
+_SQLITE_MIN_FREE_BYTES = 256 * 1024
+
 
 class DatabaseUnavailable(Exception):
     """The database could not be reached: callers answer 503, never acknowledge."""
+
+
+class StorageFull(DatabaseUnavailable):
+    """The disk (or database quota) is full: retryable once space is freed."""
 
 
 class IntegrityError(Exception):
@@ -36,6 +54,10 @@ class Database(Connection, Protocol):
 
     async def connect(self) -> None: ...
     async def close(self) -> None: ...
+    async def probe_write(self) -> None:
+        """Commit a write that changes nothing; raises what a real commit would."""
+        ...
+
     def transaction(self) -> Any:
         """`async with db.transaction() as tx:` where tx is a Connection."""
         ...
@@ -112,21 +134,42 @@ class SQLiteDatabase:
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         return await _SQLiteTx(self._read).fetchrow(sql, *args)
 
+    async def probe_write(self) -> None:
+        if self.path != ":memory:":
+            disk = os.statvfs(Path(self.path).parent)
+            free = disk.f_bavail * disk.f_frsize
+            if free < _SQLITE_MIN_FREE_BYTES:
+                raise StorageFull(f"database or disk is full ({free} bytes free)")
+        await self.execute(PROBE_SQL)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SQLiteTx]:
         async with self._lock:
-            await self._write.execute("BEGIN IMMEDIATE")
+            try:
+                await self._write.execute("BEGIN IMMEDIATE")
+            except Exception as exc:
+                raise _translate(exc) from exc
             try:
                 yield _SQLiteTx(self._write)
             except BaseException:
-                await self._write.execute("ROLLBACK")
+                await self._rollback()
                 raise
             else:
                 try:
                     await self._write.execute("COMMIT")
                 except Exception as exc:
-                    await self._write.execute("ROLLBACK")
+                    await self._rollback()
                     raise _translate(exc) from exc
+
+    async def _rollback(self) -> None:
+        # SQLite rolls back by itself on some errors (SQLITE_FULL, SQLITE_IOERR): a ROLLBACK
+        # then fails with "no transaction is active" and would replace the error that counts.
+        if not self._write.in_transaction:
+            return
+        try:
+            await self._write.execute("ROLLBACK")
+        except Exception as exc:
+            log.warning("rollback failed: %s", exc)
 
 
 class _SQLiteTx:
@@ -167,6 +210,11 @@ def _translate(exc: Exception) -> Exception:
 
     if isinstance(exc, sqlite3.IntegrityError):
         return IntegrityError(str(exc))
+    if isinstance(exc, sqlite3.Error) and (
+        getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
+        or "database or disk is full" in str(exc)
+    ):
+        return StorageFull(str(exc))
     if isinstance(exc, sqlite3.OperationalError):
         return DatabaseUnavailable(str(exc))
     return exc

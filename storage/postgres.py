@@ -9,7 +9,14 @@ from typing import Any
 
 import asyncpg
 
-from storage.db import DatabaseUnavailable, IntegrityError, Row, to_dollar_params
+from storage.db import (
+    PROBE_SQL,
+    DatabaseUnavailable,
+    IntegrityError,
+    Row,
+    StorageFull,
+    to_dollar_params,
+)
 
 
 @lru_cache(maxsize=1024)
@@ -20,11 +27,14 @@ def _sql(sql: str) -> str:
 # Errors that mean "the database cannot be used right now", not "this query is wrong":
 # connection refused or lost, server shutting down or terminating us (57xxx), the
 # database gone or closed to connections, out of connections or resources (53xxx).
+# InternalClientError is the driver's own state machine confused by a connection that broke
+# mid-operation ("cannot switch to state 15" after a restart): that connection is unusable.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.OperatorInterventionError,
     asyncpg.InsufficientResourcesError,
     asyncpg.InvalidCatalogNameError,
@@ -35,6 +45,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, asyncpg.UniqueViolationError | asyncpg.ForeignKeyViolationError):
         return IntegrityError(str(exc))
+    if isinstance(exc, asyncpg.DiskFullError):
+        return StorageFull(str(exc))
     if isinstance(exc, _UNAVAILABLE):
         return DatabaseUnavailable(str(exc) or type(exc).__name__)
     return exc
@@ -61,6 +73,9 @@ class PostgresDatabase:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    async def probe_write(self) -> None:
+        await self.execute(PROBE_SQL)
 
     async def execute(self, sql: str, *args: Any) -> int:
         async with self._acquire() as conn:
@@ -89,6 +104,11 @@ class PostgresDatabase:
             raise DatabaseUnavailable(str(exc) or type(exc).__name__) from exc
         try:
             yield conn
+        except BaseException as exc:
+            if _broken(exc):
+                # Back in the pool it would fail the next caller the same way.
+                conn.terminate()
+            raise
         finally:
             try:
                 await self._pool.release(conn)
@@ -107,6 +127,18 @@ class PostgresDatabase:
                 if translated is exc:
                     raise
                 raise translated from exc
+
+
+def _broken(exc: BaseException) -> bool:
+    """The error, or one it came from, leaves its connection unusable."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # translated from, or raised while rolling back after, the real one
+        if seen is None:
+            return False
+        if isinstance(seen, asyncpg.InternalClientError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class _PgConn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,12 +22,19 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     svc = services(request)
+    timeout = svc.settings.readiness_timeout
     checks: dict[str, str] = {}
     try:
-        await svc.db.fetchrow("SELECT 1")
+        await asyncio.wait_for(svc.db.fetchrow("SELECT 1"), timeout)
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
+    # Reads can work while writes cannot (a full disk): ready means messages can be stored.
+    try:
+        failure = await asyncio.wait_for(svc.messaging.writer.can_commit(), timeout)
+    except TimeoutError:
+        failure = "timeout"
+    checks["writer"] = "ok" if failure is None else f"error: {failure}"
     ping = getattr(svc.broker, "ping", None)
     if ping is not None:
         try:

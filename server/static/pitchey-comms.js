@@ -10,7 +10,8 @@
 // - opens /ws with a one-use ticket from POST /api/realtime/ticket, so the token never
 //   appears in a URL (falls back to ?token= if no ticket can be had);
 // - reconnects with exponential backoff and jitter, and asks for a fresh token if a
-//   `getToken` callback is given;
+//   `getToken` callback is given; waits at least the server's `retryAfter` hint (an
+//   `unavailable` or `storage_full` error frame) before reconnecting, resubscribing or resending;
 // - remembers the last seq per conversation and resubscribes with `since`, so nothing is
 //   missed; pages the gap over REST when the server answers `recovered: false`; resubscribes
 //   when it sees a seq jump; drops repeats;
@@ -34,6 +35,8 @@ export class PitcheyClient extends EventTarget {
     this.pending = new Map(); // clientMsgId -> { frame, resolve, reject }
     this.typingTimers = new Map();
     this.attempt = 0;
+    this.retryUntil = 0; // Date.now() before which the server asked us not to come back
+    this.retryTimers = new Map(); // ref -> timer of a resubscribe or resend the server deferred
     this.socket = null;
     this.closedByUser = false;
     this.state = "idle";
@@ -117,6 +120,7 @@ export class PitcheyClient extends EventTarget {
     for (const timer of this.typingTimers.values()) clearInterval(timer);
     clearInterval(this.pingTimer);
     clearTimeout(this.retryTimer);
+    for (const timer of this.retryTimers.values()) clearTimeout(timer);
     this.socket?.close(1000);
     this._setState("closed");
   }
@@ -178,7 +182,8 @@ export class PitcheyClient extends EventTarget {
     const ceiling = Math.min(this.backoff.max, this.backoff.initial * 2 ** this.attempt);
     this.attempt += 1;
     // Full jitter: a server restart must not bring every client back in the same instant.
-    const delay = Math.random() * ceiling;
+    // A server in an outage said how long to stay away (already jittered): never sooner.
+    const delay = Math.max(Math.random() * ceiling, this.retryUntil - Date.now());
     this.retryTimer = setTimeout(() => this._connect(), delay);
   }
 
@@ -237,11 +242,13 @@ export class PitcheyClient extends EventTarget {
         break;
       }
       case "error": {
+        const retryable = frame.code === "unavailable" || frame.code === "storage_full";
         const waiting = frame.ref ? this.pending.get(frame.ref) : undefined;
-        if (waiting && frame.code !== "unavailable") {
+        if (waiting && !retryable) {
           this.pending.delete(frame.ref);
           waiting.reject(Object.assign(new Error(frame.message), { code: frame.code }));
         }
+        if (retryable && typeof frame.retryAfter === "number") this._retryLater(frame);
         this._emit("error", frame);
         break;
       }
@@ -265,6 +272,22 @@ export class PitcheyClient extends EventTarget {
         // read, typing, presence, notification, inbox, unsubscribed
         this._emit(frame.type, frame);
     }
+  }
+
+  _retryLater(frame) {
+    // The server is in an outage and said when to come back: a refused subscribe or send is
+    // tried again then on this socket; if the socket closes meanwhile, the reconnect waits too.
+    const delay = frame.retryAfter * 1000;
+    this.retryUntil = Math.max(this.retryUntil, Date.now() + delay);
+    const ref = frame.ref;
+    if (!ref || this.retryTimers.has(ref)) return;
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(ref);
+      const pending = this.pending.get(ref);
+      if (pending) this._send(pending.frame);
+      else if (this.conversations.get(ref)?.subscribed === false) this._subscribe(ref);
+    }, delay);
+    this.retryTimers.set(ref, timer);
   }
 
   async _pageGap(conversationId, upTo) {
