@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import io
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -60,6 +61,10 @@ class ObjectStore(Protocol):
     async def head(self, key: str) -> ObjectInfo | None: ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def copy(self, source: str, target: str) -> None:
+        """Copy the object at `source` to `target` (replacing it), as one server-side write."""
+        ...
 
     async def presign_put(self, key: str, content_type: str, expires: int) -> str | None:
         """A URL a browser can PUT the bytes to, or None when the backend has none."""
@@ -167,6 +172,17 @@ class LocalObjects:
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(self._path(key).unlink)
 
+    async def copy(self, source: str, target: str) -> None:
+        src, final = self._path(source), self._path(target)
+        temp = self.root / f".{target}.{uuid.uuid4().hex}.part"
+        try:
+            await asyncio.to_thread(_copy_file, src, temp)
+            await asyncio.to_thread(os.replace, temp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+
     async def presign_put(self, key: str, content_type: str, expires: int) -> str | None:
         return None
 
@@ -181,6 +197,12 @@ def _flush_and_close(handle: io.BufferedWriter) -> None:
     handle.flush()
     os.fsync(handle.fileno())
     handle.close()
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    with open(source, "rb") as reader, open(target, "xb") as writer:
+        shutil.copyfileobj(reader, writer, READ_CHUNK)
+        _flush_and_close(writer)
 
 
 def open_objects(settings: Settings, bucket: str) -> ObjectStore:
