@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from schemas.settings import Settings
+from storage.private import create_private, private_dir
 
 # Reads are served in 256 KiB pieces: few thread hops, little memory per download.
 READ_CHUNK = 256 * 1024
@@ -109,13 +110,14 @@ async def read_all(chunks: AsyncIterator[bytes], limit: int | None = None) -> by
 
 
 class LocalObjects:
-    """A folder: writes go to a temporary file in the same folder, then an atomic rename."""
+    """A folder (0700): writes go to a temporary file (0600) in the same folder, then an
+    atomic rename."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, self.root)
 
     async def stop(self) -> None:
         return None
@@ -132,7 +134,7 @@ class LocalObjects:
         final = self._path(key)
         temp = self.root / f".{key}.{uuid.uuid4().hex}.part"
         meter = Meter(max_bytes)
-        handle = await asyncio.to_thread(open, temp, "wb")
+        handle = await asyncio.to_thread(_open_private, temp)
         try:
             async for chunk in chunks:
                 meter.add(chunk)
@@ -199,8 +201,13 @@ def _flush_and_close(handle: io.BufferedWriter) -> None:
     handle.close()
 
 
+def _open_private(path: Path) -> io.BufferedWriter:
+    # 0600 from creation: an upload is readable only by this service's user.
+    return os.fdopen(create_private(path), "wb")
+
+
 def _copy_file(source: Path, target: Path) -> None:
-    with open(source, "rb") as reader, open(target, "xb") as writer:
+    with open(source, "rb") as reader, _open_private(target) as writer:
         shutil.copyfileobj(reader, writer, READ_CHUNK)
         _flush_and_close(writer)
 
