@@ -50,8 +50,10 @@ EMAIL = "email"
 
 # A message is a message, not an archive: ten files covers real use and bounds the claim.
 MAX_PER_MESSAGE = 10
-# Where a presigned URL writes; confirm copies the bytes to a key without this suffix.
-_UPLOAD_SUFFIX = ".upload"
+# Where a presigned URL writes: confirm copies the bytes to a key without this prefix. A
+# PUT after confirm lands here and nothing reads it; a bucket lifecycle rule on the prefix
+# removes such leftovers (docs/security.md).
+UPLOAD_PREFIX = "upload-"
 # The sweeper removes at most this many uploads per round, so one round stays short.
 _SWEEP_BATCH = 200
 
@@ -236,7 +238,7 @@ class Attachments:
         row = self._new_row(caller, MESSAGE, conversation_id, name, claimed)
         # The URL writes to an upload key of its own; confirm copies the bytes away from
         # it, so a second PUT to the same URL can never change what was confirmed.
-        row.object_key = f"{row.id}{_UPLOAD_SUFFIX}"
+        row.object_key = f"{UPLOAD_PREFIX}{row.id}"
         ttl = self.settings.attachment_upload_url_ttl
         url = await self.objects[MESSAGE].presign_put(row.object_key, claimed, ttl)
         if url is None:
