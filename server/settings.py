@@ -51,6 +51,15 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     return settings
 
 
+def _explain(message: str) -> str:
+    match = re.search(r"at `\$\.(\w+)`", message)
+    if not match:
+        return f"invalid settings: {message}"
+    name = match.group(1).upper()
+    reason = message[: match.start()].rstrip(" -")
+    return f"invalid value for {name}: {reason}"
+
+
 # HS256 with a short secret can be brute-forced offline from any one token.
 MIN_PRODUCTION_SECRET_BYTES = 32
 
@@ -86,15 +95,6 @@ def _refuse_weak(settings: Settings) -> None:
             "AWS_SES_ACCESS_KEY and AWS_SES_SECRET_KEY); set EMAIL_PROVIDER=dev to run "
             "production without sending email"
         )
-
-
-def _explain(message: str) -> str:
-    match = re.search(r"at `\$\.(\w+)`", message)
-    if not match:
-        return f"invalid settings: {message}"
-    name = match.group(1).upper()
-    reason = message[: match.start()].rstrip(" -")
-    return f"invalid value for {name}: {reason}"
 
 
 def _development_secret(settings: Settings) -> str:
