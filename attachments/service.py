@@ -50,6 +50,10 @@ EMAIL = "email"
 
 # A message is a message, not an archive: ten files covers real use and bounds the claim.
 MAX_PER_MESSAGE = 10
+# Where a presigned URL writes: confirm copies the bytes to a key without this prefix. A
+# PUT after confirm lands here and nothing reads it; a bucket lifecycle rule on the prefix
+# removes such leftovers (docs/security.md).
+UPLOAD_PREFIX = "upload-"
 # The sweeper removes at most this many uploads per round, so one round stays short.
 _SWEEP_BATCH = 200
 
@@ -232,6 +236,9 @@ class Attachments:
         if size > self.max_bytes:
             raise PayloadTooLarge(f"the file is larger than {self.max_bytes} bytes")
         row = self._new_row(caller, MESSAGE, conversation_id, name, claimed)
+        # The URL writes to an upload key of its own; confirm copies the bytes away from
+        # it, so a second PUT to the same URL can never change what was confirmed.
+        row.object_key = f"{UPLOAD_PREFIX}{row.id}"
         ttl = self.settings.attachment_upload_url_ttl
         url = await self.objects[MESSAGE].presign_put(row.object_key, claimed, ttl)
         if url is None:
@@ -246,31 +253,72 @@ class Attachments:
         )
 
     async def confirm(self, caller: Caller, attachment_id: str) -> AttachmentInfo:
-        """Check a direct upload's bytes (size, type, sha256) and make it attachable."""
+        """Check a direct upload's bytes (size, type, sha256) and make it attachable.
+
+        The presigned URL stays writable until it expires, so nothing is checked where it
+        writes: the bytes are first copied to a final key no URL can write (a fresh one
+        per attempt, so two confirms racing never overwrite each other's copy), the copy
+        is checked, and the row then points at it. Every download serves those bytes.
+        """
         row = await self.store.get(attachment_id)
         if row is None or row.kind != MESSAGE or row.uploader_id != caller.user_id:
             raise NotFound("attachment not found")
-        if row.uploaded_at is None:
-            objects = self.objects[MESSAGE]
-            info = await objects.head(row.object_key)
-            if info is None:
-                raise Conflict("the file has not been uploaded yet")
-            if info.size > self.max_bytes:
-                await self._forget(row, with_object=True)
-                raise PayloadTooLarge(f"the file is larger than {self.max_bytes} bytes")
-            head = await read_all(objects.get(row.object_key, limit=HEAD_BYTES), HEAD_BYTES)
-            try:
-                self._check_type(row.content_type, head)
-            except ServiceError:
-                await self._forget(row, with_object=True)
-                raise
-            # Hash by streaming the object back: memory stays one chunk, whatever its size.
-            digest = hashlib.sha256()
-            async for chunk in objects.get(row.object_key):
-                digest.update(chunk)
-            await self.store.mark_uploaded(row.id, info.size, digest.hexdigest(), row.content_type)
-            row = await self.store.get(attachment_id) or row
+        if row.uploaded_at is not None:
+            return _info(row)
+        objects = self.objects[MESSAGE]
+        upload_key = row.object_key
+        info = await objects.head(upload_key)
+        if info is None:
+            raise Conflict("the file has not been uploaded yet")
+        if info.size > self.max_bytes:
+            await self._forget(row, with_object=True)
+            raise PayloadTooLarge(f"the file is larger than {self.max_bytes} bytes")
+        final_key = f"{row.id}.{uuid.uuid4().hex}"
+        await objects.copy(upload_key, final_key)
+        try:
+            checked = await self._check_copy(objects, row, final_key)
+        except BaseException:
+            await asyncio.shield(self._drop_object(final_key))
+            raise
+        if checked is None:
+            # The copy changed size between head and copy (a second PUT): check again.
+            await self._drop_object(final_key)
+            raise Conflict("the file changed while it was being confirmed; confirm again")
+        size, digest = checked
+        if not await self.store.mark_uploaded(
+            row.id, size, digest, row.content_type, object_key=final_key
+        ):
+            await self._drop_object(final_key)  # another confirm won; its copy is the one
+        else:
+            await self._drop_object(upload_key)
+        row = await self.store.get(attachment_id) or row
         return _info(row)
+
+    async def _check_copy(
+        self, objects: ObjectStore, row: AttachmentRow, key: str
+    ) -> tuple[int, str] | None:
+        """Size and sha256 of the object at `key` after its type check; None when too large."""
+        head = await read_all(objects.get(key, limit=HEAD_BYTES), HEAD_BYTES)
+        try:
+            self._check_type(row.content_type, head)
+        except ServiceError:
+            await self._forget(row, with_object=True)
+            raise
+        # Hash by streaming the object back: memory stays one chunk, whatever its size.
+        digest = hashlib.sha256()
+        size = 0
+        async for chunk in objects.get(key):
+            size += len(chunk)
+            if size > self.max_bytes:
+                return None
+            digest.update(chunk)
+        return size, digest.hexdigest()
+
+    async def _drop_object(self, key: str) -> None:
+        try:
+            await self.objects[MESSAGE].delete(key)
+        except Exception:
+            log.exception("could not remove object %s", key)
 
     # ---- messages --------------------------------------------------------------
 

@@ -178,6 +178,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     email_bulk_rate_limit_per_hour: NonNegative = 500
 
     # ---- Storage, webhooks and secrets (docs/security.md) ----
+    # Which email provider this deployment means to use. "": chosen from the keys that are
+    # set (the dev provider when none; refused in production). "sendgrid" / "ses": that
+    # provider's keys must be set. "dev": log emails instead of sending, said explicitly
+    # (no provider key may be set), the only way to run production without a provider.
+    email_provider: Literal["", "sendgrid", "ses", "dev"] = ""
+    # Serve /metrics on this port only (a second, small server; not on the main port).
+    # 0: on the main port, open in development and behind an admin token in production.
+    metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 0
+    # Interface of the metrics server; the default keeps it off every other machine.
+    metrics_host: str = "127.0.0.1"
 
     # ---- Outages (docs/operations.md) ----
     # Every storage and broker call a room makes (its last seq at start, a subscribe's replay,

@@ -94,8 +94,14 @@ def create_app(settings: Settings | None = None) -> Gateway:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with lifespan_for(settings) as services:
+        async with lifespan_for(settings) as services, contextlib.AsyncExitStack() as extra:
             app.state.services = services
+            if settings.metrics_port:
+                from server.metrics_server import metrics_server
+
+                await extra.enter_async_context(
+                    metrics_server(services, settings.metrics_host, settings.metrics_port)
+                )
             yield
 
     routes: list[BaseRoute] = [

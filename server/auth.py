@@ -50,6 +50,10 @@ def verify_token(secret: str, token: str | None) -> Caller:
         raise Unauthorized("token expired") from None
     except jwt.InvalidTokenError as exc:
         raise Unauthorized(f"invalid token: {exc}") from None
+    # PyJWT also takes "exp": "1999999999" (a string); a token shape we never issue.
+    exp = claims.get("exp")
+    if not isinstance(exp, int) or isinstance(exp, bool):
+        raise Unauthorized("invalid token: exp must be an integer")
     sub = claims.get("sub")
     role = claims.get("role", "user")
     if not isinstance(sub, str) or SUB_PATTERN.fullmatch(sub) is None:

@@ -82,6 +82,13 @@ def _serve(host: str, port: int, workers: int) -> int:
             file=sys.stderr,
         )
         return 2
+    if workers > 1 and settings.metrics_port:
+        # Each process has its own figures and one port can hold one server.
+        print("pitchey-comms: METRICS_PORT needs --workers 1", file=sys.stderr)
+        return 2
+    if settings.metrics_port == port:
+        print("pitchey-comms: METRICS_PORT must differ from --port", file=sys.stderr)
+        return 2
     if workers > 1 and settings.is_sqlite:
         logging.getLogger("pitchey").warning(
             "several workers share one SQLite file; PostgreSQL is recommended for several nodes"

@@ -104,11 +104,12 @@ OPERATIONS: tuple[Op, ...] = (
     Op(
         "GET",
         "/metrics",
-        "Prometheus metrics of this process",
+        "Prometheus metrics of this process (production: admin token; with METRICS_PORT: "
+        "served only on that port, 404 here)",
         "operations",
         PUBLIC,
         content_type="text/plain",
-        errors=(),
+        errors=(401, 403, 404),
     ),
     # ---- real time
     Op(
@@ -202,10 +203,10 @@ OPERATIONS: tuple[Op, ...] = (
     Op(
         "POST",
         "/api/messages/attachments/{attachment_id}/confirm",
-        "Confirm a direct upload",
+        "Confirm a direct upload: its bytes are copied to a key no URL can write, then checked",
         "attachments",
         response=att.AttachmentInfo,
-        errors=(401, 404, 413, 415, 422),
+        errors=(401, 404, 409, 413, 415, 422),
     ),
     Op(
         "GET",

@@ -26,6 +26,15 @@ def scrub(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str
     for exception in (event.get("exception") or {}).get("values", []):
         for frame in (exception.get("stacktrace") or {}).get("frames", []):
             frame.pop("vars", None)
+    # A log call's arguments ("sending to %s", address): the message template stays,
+    # the values (addresses, ids, bodies) go.
+    logentry = event.get("logentry")
+    if isinstance(logentry, dict):
+        logentry.pop("params", None)
+        # "formatted" is the template with the values filled in.
+        logentry.pop("formatted", None)
+        if isinstance(logentry.get("message"), str):
+            logentry["message"] = _TOKEN.sub(r"\1[redacted]", logentry["message"])
     event.pop("extra", None)
     breadcrumbs = event.get("breadcrumbs")
     if isinstance(breadcrumbs, dict):

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from schemas.settings import Settings
+from storage.private import private_dir, write_private
 
 log = logging.getLogger("pitchey.settings")
 
@@ -44,6 +45,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         raise SettingsError(_explain(str(exc))) from None
     if settings.environment == "production" and not settings.jwt_secret:
         raise SettingsError("JWT_SECRET must be set when ENVIRONMENT=production")
+    _refuse_weak(settings)
     if not settings.jwt_secret:
         settings = msgspec.structs.replace(settings, jwt_secret=_development_secret(settings))
     return settings
@@ -71,16 +73,52 @@ def _explain(message: str) -> str:
     return f"invalid value for {name}: {reason}"
 
 
+# HS256 with a short secret can be brute-forced offline from any one token.
+MIN_PRODUCTION_SECRET_BYTES = 32
+
+
+def _refuse_weak(settings: Settings) -> None:
+    """Settings that would run, but unsafely or not as the operator meant."""
+    production = settings.environment == "production"
+    if production and len(settings.jwt_secret.encode()) < MIN_PRODUCTION_SECRET_BYTES:
+        raise SettingsError(
+            f"JWT_SECRET must be at least {MIN_PRODUCTION_SECRET_BYTES} bytes when "
+            "ENVIRONMENT=production (e.g. `openssl rand -hex 32`)"
+        )
+    sendgrid = bool(settings.sendgrid_api_key)
+    ses_keys = {
+        "AWS_SES_ACCESS_KEY": settings.aws_ses_access_key,
+        "AWS_SES_SECRET_KEY": settings.aws_ses_secret_key,
+    }
+    ses = all(ses_keys.values())
+    choice = settings.email_provider
+    if choice == "sendgrid" and not sendgrid:
+        raise SettingsError("EMAIL_PROVIDER=sendgrid needs SENDGRID_API_KEY")
+    if choice == "ses" and not ses:
+        missing = ", ".join(name for name, value in ses_keys.items() if not value)
+        raise SettingsError(f"EMAIL_PROVIDER=ses needs {missing}")
+    if choice == "dev" and (sendgrid or any(ses_keys.values())):
+        raise SettingsError(
+            "EMAIL_PROVIDER=dev, but provider keys are set (SENDGRID_API_KEY or AWS_SES_*): "
+            "unset them or name the provider"
+        )
+    if production and choice == "" and not (sendgrid or ses):
+        raise SettingsError(
+            "EMAIL_PROVIDER: no email provider is configured (SENDGRID_API_KEY or "
+            "AWS_SES_ACCESS_KEY and AWS_SES_SECRET_KEY); set EMAIL_PROVIDER=dev to run "
+            "production without sending email"
+        )
+
+
 def _development_secret(settings: Settings) -> str:
     """A secret kept in the data folder, so tokens stay valid across restarts."""
     path = Path(settings.data_dir) / "jwt_secret"
     if path.exists():
         secret = path.read_text().strip()
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         secret = secrets.token_urlsafe(48)
-        path.write_text(secret)
-        path.chmod(0o600)
+        write_private(path, secret.encode())
     log.warning(
         "JWT_SECRET is not set: using a development secret kept in %s. "
         "Set JWT_SECRET in production.",

@@ -88,15 +88,24 @@ class AttachmentStore:
         return _row(row) if row else None
 
     async def mark_uploaded(
-        self, attachment_id: str, size: int, sha256: str, content_type: str
+        self,
+        attachment_id: str,
+        size: int,
+        sha256: str,
+        content_type: str,
+        *,
+        object_key: str | None = None,
     ) -> bool:
+        """Record the checked bytes once (False when already recorded); a direct upload
+        also moves `object_key` to the confirmed copy."""
         changed = await self.db.execute(
-            "UPDATE attachments SET size = ?, sha256 = ?, content_type = ?, uploaded_at = ? "
-            "WHERE id = ? AND uploaded_at IS NULL",
+            "UPDATE attachments SET size = ?, sha256 = ?, content_type = ?, uploaded_at = ?, "
+            "object_key = COALESCE(?, object_key) WHERE id = ? AND uploaded_at IS NULL",
             size,
             sha256,
             content_type,
             now_ms(),
+            object_key,
             attachment_id,
         )
         return changed > 0

@@ -15,6 +15,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+from storage.private import private_dir, touch_private
+
 Row = tuple[Any, ...]
 
 log = logging.getLogger("pitchey.db")
@@ -95,7 +97,13 @@ class SQLiteDatabase:
         import aiosqlite
 
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
+            # database file's mode, so all three stay private to this user.
+            path = Path(self.path)
+            private_dir(path.parent)
+            for file in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+                if file == path or file.exists():
+                    touch_private(file)
         self._write = await aiosqlite.connect(self.path, isolation_level=None)
         for pragma in (
             "PRAGMA journal_mode=WAL",

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import io
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from schemas.settings import Settings
+from storage.private import create_private, private_dir
 
 # Reads are served in 256 KiB pieces: few thread hops, little memory per download.
 READ_CHUNK = 256 * 1024
@@ -60,6 +62,10 @@ class ObjectStore(Protocol):
     async def head(self, key: str) -> ObjectInfo | None: ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def copy(self, source: str, target: str) -> None:
+        """Copy the object at `source` to `target` (replacing it), as one server-side write."""
+        ...
 
     async def presign_put(self, key: str, content_type: str, expires: int) -> str | None:
         """A URL a browser can PUT the bytes to, or None when the backend has none."""
@@ -104,13 +110,14 @@ async def read_all(chunks: AsyncIterator[bytes], limit: int | None = None) -> by
 
 
 class LocalObjects:
-    """A folder: writes go to a temporary file in the same folder, then an atomic rename."""
+    """A folder (0700): writes go to a temporary file (0600) in the same folder, then an
+    atomic rename."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, self.root)
 
     async def stop(self) -> None:
         return None
@@ -127,7 +134,7 @@ class LocalObjects:
         final = self._path(key)
         temp = self.root / f".{key}.{uuid.uuid4().hex}.part"
         meter = Meter(max_bytes)
-        handle = await asyncio.to_thread(open, temp, "wb")
+        handle = await asyncio.to_thread(_open_private, temp)
         try:
             async for chunk in chunks:
                 meter.add(chunk)
@@ -167,6 +174,17 @@ class LocalObjects:
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(self._path(key).unlink)
 
+    async def copy(self, source: str, target: str) -> None:
+        src, final = self._path(source), self._path(target)
+        temp = self.root / f".{target}.{uuid.uuid4().hex}.part"
+        try:
+            await asyncio.to_thread(_copy_file, src, temp)
+            await asyncio.to_thread(os.replace, temp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+
     async def presign_put(self, key: str, content_type: str, expires: int) -> str | None:
         return None
 
@@ -181,6 +199,17 @@ def _flush_and_close(handle: io.BufferedWriter) -> None:
     handle.flush()
     os.fsync(handle.fileno())
     handle.close()
+
+
+def _open_private(path: Path) -> io.BufferedWriter:
+    # 0600 from creation: an upload is readable only by this service's user.
+    return os.fdopen(create_private(path), "wb")
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    with open(source, "rb") as reader, _open_private(target) as writer:
+        shutil.copyfileobj(reader, writer, READ_CHUNK)
+        _flush_and_close(writer)
 
 
 def open_objects(settings: Settings, bucket: str) -> ObjectStore:

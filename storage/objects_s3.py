@@ -133,6 +133,13 @@ class S3Objects:
     async def delete(self, key: str) -> None:
         await self._client.delete_object(Bucket=self.bucket, Key=key)
 
+    async def copy(self, source: str, target: str) -> None:
+        # Server-side: the bytes never pass through us. CopyObject takes up to 5 GiB,
+        # far above any attachment limit.
+        await self._client.copy_object(
+            Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
+        )
+
     async def presign_put(self, key: str, content_type: str, expires: int) -> str | None:
         url: str = await self._client.generate_presigned_url(
             "put_object",

@@ -1,14 +1,19 @@
 """Amazon SNS messages carrying SES events: verify the signature, then normalize.
 
 Trust comes from the signing certificate, fetched only over https from a host
-matching ``cert_host_pattern`` (AWS's own SNS endpoints by default).
+matching ``cert_host_pattern`` (AWS's own regional SNS endpoints by default) at a
+``/SimpleNotificationService-<hex>.pem`` path. The fetch happens before the
+signature can be checked, so anyone can make us fetch: it is bounded in time, size
+and concurrency, done once per URL at a time, and its result is cached.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,9 +27,20 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from delivery.webhooks.events import MalformedWebhook, WebhookError
 
-DEFAULT_CERT_HOST_PATTERN = r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
-# Signing certificates rotate rarely; a handful of topics and regions fit easily.
-CERT_CACHE_SIZE = 32
+# sns.<region>.amazonaws.com(.cn): the region label is pinned (us-east-1, eu-west-2,
+# us-gov-west-1, cn-north-1, ...) so that S3 bucket hosts such as sns.s3.amazonaws.com,
+# whose owner could serve any certificate, never match.
+DEFAULT_CERT_HOST_PATTERN = r"sns\.[a-z]{2}(?:-[a-z]+)+-[0-9]+\.amazonaws\.com(?:\.cn)?"
+CERT_PATH = re.compile(r"/SimpleNotificationService-[0-9a-fA-F]+\.pem")
+# Signing certificates rotate rarely; a handful of topics and regions fit easily, and an
+# attacker varying the URL can only evict, never grow the cache.
+CERT_CACHE_SIZE = 16
+# A real SNS signing certificate is about 2 KiB.
+CERT_MAX_BYTES = 16 * 1024
+# The whole fetch (connect, TLS, headers, body), not one read: a slow drip cannot hold it.
+CERT_FETCH_TIMEOUT = 5.0
+# Fetches in flight at once, across every URL.
+CERT_FETCH_CONCURRENCY = 4
 
 CertificateFetcher = Callable[[str], Awaitable[bytes]]
 
@@ -75,23 +91,81 @@ def string_to_sign(message: SnsMessage) -> bytes:
 
 
 class HttpCertificateFetcher:
-    """Downloads PEM certificates with httpx and keeps the most recent few."""
+    """Downloads PEM certificates with httpx and keeps the most recently used few.
 
-    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
-        self._client = client or httpx.AsyncClient(timeout=5.0)
-        self._cache: dict[str, bytes] = {}
+    Concurrent requests for one URL share one fetch; at most CERT_FETCH_CONCURRENCY
+    fetches run at once; each is cut off after CERT_FETCH_TIMEOUT seconds or
+    CERT_MAX_BYTES bytes, counted while streaming.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None = None,
+        *,
+        cache_size: int = CERT_CACHE_SIZE,
+        max_bytes: int = CERT_MAX_BYTES,
+        timeout: float = CERT_FETCH_TIMEOUT,
+        concurrency: int = CERT_FETCH_CONCURRENCY,
+    ) -> None:
+        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._pending: dict[str, asyncio.Task[bytes]] = {}
+        self._slots = asyncio.Semaphore(concurrency)
+        self._cache_size = cache_size
+        self._max_bytes = max_bytes
+        self._timeout = timeout
 
     async def __call__(self, url: str) -> bytes:
-        if url not in self._cache:
-            response = await self._client.get(url)
-            response.raise_for_status()
-            if len(self._cache) >= CERT_CACHE_SIZE:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[url] = response.content
-        return self._cache[url]
+        cached = self._cache.get(url)
+        if cached is not None:
+            self._cache.move_to_end(url)
+            return cached
+        task = self._pending.get(url)
+        if task is None:
+            task = asyncio.create_task(self._fetch(url), name="sns-certificate-fetch")
+            self._pending[url] = task
+            task.add_done_callback(lambda _: self._pending.pop(url, None))
+        # Shielded: one waiter giving up (client gone) does not cancel the others' fetch.
+        return await asyncio.shield(task)
+
+    async def _fetch(self, url: str) -> bytes:
+        async with self._slots, asyncio.timeout(self._timeout):
+            async with self._client.stream("GET", url) as response:
+                response.raise_for_status()
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > self._max_bytes:
+                        raise WebhookError(
+                            f"SNS signing certificate larger than {self._max_bytes} bytes"
+                        )
+        pem = bytes(body)
+        self._cache[url] = pem
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return pem
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def certificate_url_allowed(url: str, host_pattern: re.Pattern[str]) -> bool:
+    """https, an SNS host, the SNS certificate path, and nothing else in the URL."""
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname or ""
+        username, password = parts.username, parts.password
+    except ValueError:
+        return False
+    return (
+        parts.scheme == "https"
+        and host_pattern.fullmatch(hostname) is not None
+        and username is None
+        and password is None
+        and not parts.query
+        and not parts.fragment
+        and CERT_PATH.fullmatch(parts.path) is not None
+    )
 
 
 class SnsVerifier:
@@ -127,14 +201,15 @@ class SnsVerifier:
         return message
 
     async def _public_key(self, url: str) -> rsa.RSAPublicKey:
-        parts = urlsplit(url)
         # Checked before any request: an attacker-chosen URL would let them sign anything.
-        if parts.scheme != "https" or not self._host.fullmatch(parts.hostname or ""):
+        if not certificate_url_allowed(url, self._host):
             raise WebhookError(f"SNS signing certificate URL not allowed: {url}")
         try:
             certificate = x509.load_pem_x509_certificate(await self._fetch(url))
-        except (ValueError, httpx.HTTPError) as exc:
-            raise WebhookError(f"cannot load SNS signing certificate: {exc}") from exc
+        except (ValueError, httpx.HTTPError, TimeoutError) as exc:
+            raise WebhookError(
+                f"cannot load SNS signing certificate ({type(exc).__name__})"
+            ) from exc
         key = certificate.public_key()
         if not isinstance(key, rsa.RSAPublicKey):
             raise WebhookError("SNS signing certificate does not hold an RSA key")

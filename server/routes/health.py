@@ -10,7 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from base.errors import NotFound
 from delivery import metrics as delivery_metrics
+from server.auth import bearer, require_role, verify_token
 from server.http import json, services
 from storage.email import EmailStore
 from storage.notifications import NotificationStore
@@ -49,6 +51,18 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    """/metrics on the main port: open in development; in production an admin token is
+    required; with METRICS_PORT set it is served there only (404 here)."""
+    settings = services(request).settings
+    if settings.metrics_port:
+        raise NotFound("not found")
+    if not settings.development:
+        who = verify_token(settings.jwt_secret, bearer(request.headers.get("authorization")))
+        require_role(who, "admin")
+    return await metrics_text(request)
+
+
+async def metrics_text(request: Request) -> Response:
     """Prometheus text format; each process reports its own figures (scrape every node).
 
     Queue depths are read from the database at scrape time: the queues are shared by every

@@ -210,7 +210,8 @@ async def test_without_provider_keys_the_dev_provider_keeps_emails_for_dev_email
 
 
 async def test_dev_emails_is_hidden_in_production(make_email_server: ServerFactory) -> None:
-    server = await make_email_server(ENVIRONMENT="production")
+    # Production without provider keys starts only when EMAIL_PROVIDER=dev says so.
+    server = await make_email_server(ENVIRONMENT="production", EMAIL_PROVIDER="dev")
 
     response = await server.http.get("/dev/emails")
 
