@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import importlib
 import logging
+import signal
 import sys
 
 from server import logs
@@ -71,9 +72,17 @@ async def _migrate(url: str) -> int:
     return 0
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _serve(host: str, port: int, workers: int) -> int:
     import uvicorn
 
+    # uvicorn drains on SIGTERM/SIGINT, then raises the signal again with the handler that was
+    # there before it started: with this one, a clean drain exits 0 instead of dying by -15,
+    # so supervisors do not report a graceful stop as a crash.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     settings = load_settings()
     if workers > 1 and not settings.redis_url:
         print(

@@ -39,6 +39,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         else:
             raw[field.name] = value
     raw.update(overrides)
+    if "database_url" not in raw and "data_dir" in raw:
+        # DATA_DIR holds the SQLite file unless DATABASE_URL says otherwise.
+        raw["database_url"] = f"sqlite:///{Path(str(raw['data_dir'])) / 'pitchey.db'}"
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:

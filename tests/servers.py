@@ -256,12 +256,15 @@ class RawWebSocket:
                 opcode = data[offset] & 0x0F
                 length = data[offset + 1] & 0x7F
                 start = offset + 2
-                if length == 126:
+                # The extended length may itself be split across reads: wait for all of it.
+                extra = {126: 2, 127: 8}.get(length, 0)
+                if start + extra > len(data):
+                    break
+                if extra == 2:
                     (length,) = struct.unpack("!H", data[start : start + 2])
-                    start += 2
-                elif length == 127:
+                elif extra == 8:
                     (length,) = struct.unpack("!Q", data[start : start + 8])
-                    start += 8
+                start += extra
                 if start + length > len(data):
                     break
                 found.append((opcode, data[start : start + length]))

@@ -96,3 +96,16 @@ def test_upstash_rest_url_alone_earns_one_warning_naming_redis_url(
 
     assert log.count("UPSTASH_REDIS_REST_URL is set but REDIS_URL is not") == 1
     assert "rediss://" in log
+
+
+def test_data_dir_holds_the_sqlite_file_when_database_url_is_unset(tmp_path: Path) -> None:
+    settings = load_settings({"DATA_DIR": str(tmp_path / "elsewhere"), "JWT_SECRET": "x" * 32})
+
+    assert settings.database_url == f"sqlite:///{tmp_path / 'elsewhere' / 'pitchey.db'}"
+
+
+def test_database_url_wins_over_data_dir(tmp_path: Path) -> None:
+    url = "postgresql://pitchey@db.internal/pitchey"
+    settings = load_settings({"DATA_DIR": str(tmp_path), "DATABASE_URL": url, "JWT_SECRET": "x"})
+
+    assert settings.database_url == url

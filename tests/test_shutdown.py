@@ -48,8 +48,8 @@ async def test_sigterm_under_load_closes_with_1001_and_loses_nothing(
     assert server.proc is not None
     server.proc.send_signal(signal.SIGTERM)
     await asyncio.wait_for(asyncio.gather(*tasks), 30)
-    # uvicorn re-raises SIGTERM after a graceful shutdown, so the exit status is the signal's.
-    assert server.proc.wait(30) in (0, -signal.SIGTERM)
+    # A clean drain is a clean exit: status 0, not death by the signal.
+    assert server.proc.wait(30) == 0
     assert "Application shutdown complete" in server.log_tail(1_000_000)
     assert close_codes and set(close_codes) == {1001}, close_codes
 
