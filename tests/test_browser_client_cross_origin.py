@@ -170,7 +170,8 @@ async def test_close_rejects_a_subscribe_still_waiting_for_its_answer(
     await connect(page, server.token(alice))
 
     outcome = await settle(
-        page, f"(() => {{ const p = client.subscribe({json.dumps(conv)}); client.close(); return p; }})()"
+        page,
+        f"(() => {{ const p = client.subscribe({json.dumps(conv)}); client.close(); return p; }})()",
     )
 
     assert outcome["error"]["code"] == "closed"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 
 from schemas import frames
-from schemas import notifications as _notification_frames  # noqa: F401 (registers its frames)
+from schemas import notifications as notification_frames
 from tests.servers import ROOT, ServerProcess
 
 STATIC = ROOT / "server" / "static"
@@ -27,7 +27,7 @@ def declared_events() -> set[str]:
 def test_every_event_the_client_dispatches_is_declared_with_its_detail() -> None:
     tags = {
         cls.__struct_config__.tag
-        for module in (frames, _notification_frames)
+        for module in (frames, notification_frames)
         for cls in vars(module).values()
         if isinstance(cls, type)
         and issubclass(cls, frames.ServerFrame)
