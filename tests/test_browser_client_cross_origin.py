@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -16,10 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 
 from tests.chromium import Browser, Page
 from tests.servers import ServerProcess, conversation, uid
+from tests.services import PG_HOST, PG_PORT, create_pg_database, drop_pg_database
 from tests.tcp_proxy import tcp_proxy
 
 PAGES = Path(__file__).parent / "browser"
@@ -54,16 +57,25 @@ async def connect(page: Page, token: str, **options: Any) -> None:
     await page.wait_for("client.state === 'open'")
 
 
-async def settle(page: Page, expression: str) -> dict[str, Any]:
-    """Run a promise in the page: {"value": ...} or {"error": {code, ref, message}}."""
+async def start(page: Page, expression: str) -> str:
+    """Run a promise in the page; outcome() reads how it settled."""
     key = json.dumps(uid("outcome"))
     await page.evaluate(
         f"Promise.resolve().then(() => {expression}).then("
         f"(value) => {{ window[{key}] = {{ value }}; }},"
         f"(e) => {{ window[{key}] = {{ error: {{ code: e.code, ref: e.ref, message: e.message }} }}; }})"
     )
-    outcome: dict[str, Any] = await page.wait_for(f"window[{key}]")
-    return outcome
+    return key
+
+
+async def outcome(page: Page, key: str, timeout: float = 15.0) -> dict[str, Any]:
+    """{"value": ...} or {"error": {code, ref, message}}."""
+    settled: dict[str, Any] = await page.wait_for(f"window[{key}]", timeout)
+    return settled
+
+
+async def settle(page: Page, expression: str) -> dict[str, Any]:
+    return await outcome(page, await start(page, expression))
 
 
 async def send(server: ServerProcess, sender: str, conv: str, *contents: str) -> None:
@@ -176,3 +188,53 @@ async def test_close_rejects_a_subscribe_still_waiting_for_its_answer(
 
     assert outcome["error"]["code"] == "closed"
     await page.close()
+
+
+async def rooms_active(server: ServerProcess) -> float:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        text = (await http.get("/metrics")).text
+    return float(
+        next(
+            line for line in text.splitlines() if line.startswith("pitchey_rooms_active ")
+        ).split()[1]
+    )
+
+
+async def test_subscribe_does_not_reject_on_unavailable_and_resolves_when_the_retry_succeeds(
+    make_server: Callable[..., ServerProcess], browser: Browser, app_origin: str
+) -> None:
+    database = create_pg_database()
+    try:
+        # The server reaches PostgreSQL through a proxy the test cuts: a database outage.
+        with tcp_proxy(PG_HOST, PG_PORT) as pg:
+            server = make_server(
+                DATABASE_URL=database.replace(f"{PG_HOST}:{PG_PORT}", f"127.0.0.1:{pg.port}"),
+                ALLOWED_ORIGINS=app_origin,
+                OUTAGE_RETRY_AFTER="0.5",
+                ROOM_IO_TIMEOUT="2",
+            )
+            alice, bob = uid(), uid()
+            conv = await conversation(server, alice, bob)
+            page = await open_app(browser, app_origin, server.url)
+            await connect(page, server.token(alice))
+            # Subscribed once and gone: the room stops, and starting it again needs the database.
+            assert "value" in await settle(page, f"client.subscribe({json.dumps(conv)})")
+            await page.evaluate(f"client.unsubscribe({json.dumps(conv)})")
+            deadline = time.monotonic() + 10
+            while await rooms_active(server) != 0:
+                assert time.monotonic() < deadline, "the room did not stop"
+            pg.cut()
+            try:
+                key = await start(page, f"client.subscribe({json.dumps(conv)})")
+                await page.wait_for("events.error.some((e) => e.code === 'unavailable')")
+                assert await page.evaluate(f"window[{key}]") is None
+            finally:
+                pg.restore()
+
+            settled = await outcome(page, key)
+
+            assert settled["value"]["conversationId"] == conv
+            await page.close()
+            server.stop()
+    finally:
+        drop_pg_database(database)
