@@ -6,6 +6,8 @@
 //   await client.subscribe(conversationId);
 //   await client.send(conversationId, "Loved the pitch!");
 //
+// Types: /static/pitchey-comms.d.ts. Guide: docs/browser-client.md.
+//
 // What it takes care of (docs/protocol.md):
 // - opens /ws with a one-use ticket from POST /api/realtime/ticket, so the token never
 //   appears in a URL (falls back to ?token= if no ticket can be had);
@@ -17,6 +19,9 @@
 //   when it sees a seq jump; drops repeats;
 // - sends with a clientMsgId and resolves when the `ack` arrives; unacknowledged sends are
 //   sent again after a reconnect with the same clientMsgId, which the server deduplicates;
+// - subscribe() resolves with the `subscribed` frame and rejects on a refusal (an `error`
+//   frame whose ref is the conversation id: not_found, too_many_subscriptions, ...), except
+//   the outage codes `unavailable` and `storage_full`, which it retries after `retryAfter`;
 // - typing (refreshed while typing), read receipts, presence (coalesced frames applied to
 //   the online list of `subscribed`), notifications and inbox counts;
 // - an application-level ping so idle connections stay open and dead ones are noticed.
@@ -33,6 +38,7 @@ export class PitcheyClient extends EventTarget {
     this.backoff = { initial: 500, max: 15000, ...backoff };
     this.conversations = new Map(); // conversationId -> { lastSeq, subscribed }
     this.pending = new Map(); // clientMsgId -> { frame, resolve, reject }
+    this.subscribing = new Map(); // conversationId -> [{ resolve, reject }] until answered
     this.typingTimers = new Map();
     this.attempt = 0;
     this.retryUntil = 0; // Date.now() before which the server asked us not to come back
@@ -45,23 +51,29 @@ export class PitcheyClient extends EventTarget {
 
   // ---- public API ---------------------------------------------------------
 
+  // Resolves with the `subscribed` frame; rejects with an Error carrying `code` and `ref` when
+  // the server refuses (see the header comment), or when unsubscribe() or close() comes first.
   subscribe(conversationId, since = undefined) {
+    if (typeof conversationId !== "string" || conversationId === "") {
+      // The server could not name the conversation in its error (no ref): refuse here.
+      return Promise.reject(clientError("invalid_frame", "conversationId must be a non-empty string", null));
+    }
+    if (this.closedByUser) return Promise.reject(clientError("closed", "the client is closed", conversationId));
     const known = this.conversations.get(conversationId);
     const lastSeq = since ?? known?.lastSeq;
     this.conversations.set(conversationId, { lastSeq: lastSeq ?? null, subscribed: false });
-    this._subscribe(conversationId);
-    return new Promise((resolve) => {
-      const done = (event) => {
-        if (event.detail.conversationId !== conversationId) return;
-        this.removeEventListener("subscribed", done);
-        resolve(event.detail);
-      };
-      this.addEventListener("subscribed", done);
+    const promise = new Promise((resolve, reject) => {
+      const waiters = this.subscribing.get(conversationId) ?? [];
+      waiters.push({ resolve, reject });
+      this.subscribing.set(conversationId, waiters);
     });
+    this._subscribe(conversationId);
+    return promise;
   }
 
   unsubscribe(conversationId) {
     this.conversations.delete(conversationId);
+    this._settleSubscribe(conversationId, null, clientError("unsubscribed", "unsubscribed before the server answered", conversationId));
     this._send({ type: "unsubscribe", conversationId });
   }
 
@@ -122,6 +134,15 @@ export class PitcheyClient extends EventTarget {
     clearTimeout(this.retryTimer);
     for (const timer of this.retryTimers.values()) clearTimeout(timer);
     this.socket?.close(1000);
+    // Nothing will answer these any more: settle them rather than leave them pending forever.
+    for (const id of [...this.subscribing.keys()]) {
+      this._settleSubscribe(id, null, clientError("closed", "the client was closed", id));
+    }
+    for (const [clientMsgId, { reject }] of this.pending) {
+      // The send may or may not be stored; resending with the same clientMsgId is safe.
+      reject(clientError("closed", "the client was closed before the send was acknowledged", clientMsgId));
+    }
+    this.pending.clear();
     this._setState("closed");
   }
 
@@ -212,9 +233,22 @@ export class PitcheyClient extends EventTarget {
           state.subscribed = true;
           state.online = new Set(frame.online);
           if (state.lastSeq === null || state.lastSeq === undefined) state.lastSeq = frame.seq;
-          else if (!frame.recovered) await this._pageGap(frame.conversationId, frame.seq);
+          else if (!frame.recovered) {
+            try {
+              await this._pageGap(frame.conversationId, frame.seq);
+            } catch (error) {
+              // The subscription itself stands; the next seq jump pages the gap again.
+              this._emit("error", {
+                type: "error",
+                code: error.code || "network_error",
+                message: `paging the missed messages failed: ${error.message}`,
+                ref: frame.conversationId,
+              });
+            }
+          }
         }
         this._emit("subscribed", frame);
+        this._settleSubscribe(frame.conversationId, frame, null);
         break;
       }
       case "message": {
@@ -246,7 +280,14 @@ export class PitcheyClient extends EventTarget {
         const waiting = frame.ref ? this.pending.get(frame.ref) : undefined;
         if (waiting && !retryable) {
           this.pending.delete(frame.ref);
-          waiting.reject(Object.assign(new Error(frame.message), { code: frame.code }));
+          waiting.reject(clientError(frame.code, frame.message, frame.ref));
+        }
+        const refused = frame.ref && !waiting && !retryable ? this.conversations.get(frame.ref) : undefined;
+        if (refused && !refused.subscribed) {
+          // A subscribe the server refused (not an outage): forget the conversation, so
+          // reconnects do not ask again, and reject whoever awaits subscribe().
+          this.conversations.delete(frame.ref);
+          this._settleSubscribe(frame.ref, null, clientError(frame.code, frame.message, frame.ref));
         }
         if (retryable && typeof frame.retryAfter === "number") this._retryLater(frame);
         this._emit("error", frame);
@@ -290,6 +331,16 @@ export class PitcheyClient extends EventTarget {
     this.retryTimers.set(ref, timer);
   }
 
+  _settleSubscribe(conversationId, frame, error) {
+    const waiters = this.subscribing.get(conversationId);
+    if (!waiters) return;
+    this.subscribing.delete(conversationId);
+    for (const { resolve, reject } of waiters) {
+      if (error) reject(error);
+      else resolve(frame);
+    }
+  }
+
   async _pageGap(conversationId, upTo) {
     const state = this.conversations.get(conversationId);
     while (state && state.lastSeq < upTo) {
@@ -322,6 +373,12 @@ export class PitcheyClient extends EventTarget {
     this.state = state;
     this._emit("state", { state });
   }
+}
+
+// What every rejection carries: `code` (a protocol error code, or "closed"/"unsubscribed"), the
+// server's `message`, and `ref` (the conversation id or clientMsgId it answers).
+function clientError(code, message, ref) {
+  return Object.assign(new Error(message), { code, ref });
 }
 
 function randomId() {
