@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mimetypes
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from server.wiring import lifespan_for
 from server.ws import websocket_endpoint
 
 STATIC_DIR = Path(__file__).parent / "static"
+# Python maps .ts to Qt's translation files; the client's declarations are TypeScript.
+mimetypes.add_type("application/typescript", ".ts")
 
 
 class Gateway:

@@ -58,3 +58,4 @@ def test_the_declarations_are_served_beside_the_module(
 
     assert answer.status_code == 200
     assert "export declare class PitcheyClient extends EventTarget" in answer.text
+    assert answer.headers["content-type"].startswith("application/typescript")
