@@ -44,6 +44,9 @@ class WebhookReceiver:
                         )
                     )
                 self.send_response(status)
+                if 300 <= status < 400:
+                    # Where a redirect would lead: a test checks it is never followed.
+                    self.send_header("location", "/elsewhere")
                 self.send_header("content-length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")

@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 
 from tests.email.support import eventually, sign_webhook
 from tests.servers import conversation as new_conversation
-from tests.webhooks_out.conftest import Hooked
+from tests.webhooks_out.support import Hooked
 
 MakeHooked = Callable[..., Any]
 
