@@ -71,10 +71,9 @@ async def make_hooked(
 ) -> AsyncIterator[Callable[..., Any]]:
     clients: list[httpx.AsyncClient] = []
 
-    async def make(**env: str) -> Hooked:
-        proc = await asyncio.to_thread(
-            make_server, **{**WEBHOOK_ENV, **sendgrid_env(sendgrid), **env}
-        )
+    async def make(backend: str = "sqlite", **env: str) -> Hooked:
+        settings = {**WEBHOOK_ENV, **sendgrid_env(sendgrid), **env}
+        proc = await asyncio.to_thread(make_server, backend=backend, **settings)
         admin = proc.client("ops", role="admin")
         clients.append(admin)
         return Hooked(proc, admin, receiver)

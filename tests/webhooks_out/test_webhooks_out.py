@@ -25,10 +25,11 @@ def verify(secret: str, received: Any) -> dict[str, Any]:
     return payload
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
 async def test_a_failing_receiver_gets_the_same_webhook_id_until_it_answers_2xx(
-    make_hooked: MakeHooked,
+    make_hooked: MakeHooked, db: str
 ) -> None:
-    hooked: Hooked = await make_hooked()
+    hooked: Hooked = await make_hooked(backend=db)
     endpoint = await hooked.endpoint(["email.sent"])
     hooked.receiver.answer(500, 500)
 
@@ -121,10 +122,11 @@ async def test_after_a_rotation_both_the_new_and_the_old_secret_verify(
     assert verify(endpoint["secret"], got)["type"] == "webhook.test"
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
 async def test_message_created_carries_ids_and_seq_but_no_content(
-    make_hooked: MakeHooked,
+    make_hooked: MakeHooked, db: str
 ) -> None:
-    hooked: Hooked = await make_hooked()
+    hooked: Hooked = await make_hooked(backend=db)
     endpoint = await hooked.endpoint(["message.created"])
     conversation_id = await new_conversation(hooked.proc, "ann", "bob")
     async with hooked.proc.client("ann") as ann:
@@ -143,8 +145,9 @@ async def test_message_created_carries_ids_and_seq_but_no_content(
     assert b"secret plan" not in got.body
 
 
-async def test_notifications_created_and_read_are_sent(make_hooked: MakeHooked) -> None:
-    hooked: Hooked = await make_hooked()
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+async def test_notifications_created_and_read_are_sent(make_hooked: MakeHooked, db: str) -> None:
+    hooked: Hooked = await make_hooked(backend=db)
     await hooked.endpoint(["notification.created", "notification.read"])
     async with hooked.proc.client("platform", role="service") as service:
         sent = await service.post(
@@ -186,10 +189,11 @@ async def test_an_unknown_event_type_is_refused_with_422(make_hooked: MakeHooked
     assert "email.exploded" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
 async def test_endpoints_are_listed_patched_and_deleted_without_their_secret(
-    make_hooked: MakeHooked,
+    make_hooked: MakeHooked, db: str
 ) -> None:
-    hooked: Hooked = await make_hooked()
+    hooked: Hooked = await make_hooked(backend=db)
     endpoint = await hooked.endpoint(["email.sent"], description="crm")
     path = f"/api/webhooks/{endpoint['id']}"
 
@@ -203,3 +207,27 @@ async def test_endpoints_are_listed_patched_and_deleted_without_their_secret(
     assert "secret" not in listed.json()["items"][0]
     assert removed.status_code == 204
     assert gone.status_code == 404
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+async def test_read_all_sends_one_notification_read_per_notification(
+    make_hooked: MakeHooked, db: str
+) -> None:
+    hooked: Hooked = await make_hooked(backend=db)
+    await hooked.endpoint(["notification.read"])
+    async with hooked.proc.client("platform", role="service") as service:
+        sent = await service.post(
+            "/api/notifications/send",
+            json={"userIds": ["ann"], "type": "system", "title": "t", "message": "m"},
+        )
+        again = await service.post(
+            "/api/notifications/send",
+            json={"userIds": ["ann"], "type": "system", "title": "t", "message": "m"},
+        )
+    async with hooked.proc.client("ann") as ann:
+        await ann.post("/api/notifications/read-all")
+
+    got = await hooked.wait_for(2, "notification.read")
+
+    expected = {sent.json()["ids"][0], again.json()["ids"][0]}
+    assert {r.json()["data"]["notificationId"] for r in got} == expected
