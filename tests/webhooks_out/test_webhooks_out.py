@@ -231,3 +231,23 @@ async def test_read_all_sends_one_notification_read_per_notification(
 
     expected = {sent.json()["ids"][0], again.json()["ids"][0]}
     assert {r.json()["data"]["notificationId"] for r in got} == expected
+
+
+async def test_an_endpoint_failing_past_the_disable_window_is_disabled(
+    make_hooked: MakeHooked,
+) -> None:
+    hooked: Hooked = await make_hooked(WEBHOOK_DISABLE_AFTER="0.5")
+    endpoint = await hooked.endpoint(["email.sent"])
+    hooked.receiver.answer(*[500] * 50)
+
+    await hooked.admin.post(f"/api/webhooks/{endpoint['id']}/test")
+
+    async def disabled() -> dict[str, Any] | None:
+        found: dict[str, Any] = (await hooked.admin.get(f"/api/webhooks/{endpoint['id']}")).json()
+        return found if not found["enabled"] else None
+
+    found = await eventually(disabled, what="the endpoint to be disabled")
+    attempts = len(hooked.receiver.received())
+    await asyncio.sleep(0.5)
+    assert found["disabledReason"] and found["failingSince"]
+    assert len(hooked.receiver.received()) == attempts  # nothing more is sent
