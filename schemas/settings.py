@@ -211,6 +211,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     gc_gen0_threshold: Positive = 10_000
     gc_freeze_after_connections: Positive = 200
 
+    # ---- Webhooks out (README "Webhooks out"; docs/security.md) ----
+    # The first retry of a failed webhook waits about this long; each next one twice as
+    # long (with jitter), at most WEBHOOK_RETRY_CAP.
+    webhook_retry_base: Seconds = 5.0
+    webhook_retry_cap: Seconds = 86400.0
+    # How often the sender looks for due webhooks (its batch interval).
+    webhook_batch_timeout: Seconds = 1.0
+    webhook_batch_size: Positive = 50
+    # Per attempt: connect, send and read the answer.
+    webhook_timeout: Seconds = 10.0
+    # An endpoint failing without a success for this long is disabled (5 days).
+    webhook_disable_after: Seconds = 432000.0
+    # Let webhooks reach private, loopback and link-local addresses (tests, not production).
+    webhook_allow_private: bool = False
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")

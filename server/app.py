@@ -31,6 +31,7 @@ from server.routes import (
     notifications,
     pages,
     realtime,
+    webhooks,
 )
 from server.settings import load_settings, warn_about
 from server.wiring import lifespan_for
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
         *email.routes,
         *notifications.routes,
         *realtime.routes,
+        *webhooks.routes,
         # Reached only when the app runs without the Gateway (the Gateway answers /ws itself).
         WebSocketRoute("/ws", websocket_endpoint),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

@@ -19,6 +19,7 @@ from schemas import email as em
 from schemas import messages as msg
 from schemas import notifications as nt
 from schemas import realtime as rt
+from schemas import webhooks as wh
 
 USER, SERVICE, ADMIN, PUBLIC, SIGNED = "user", "service", "admin", "public", "signed"
 
@@ -324,6 +325,84 @@ OPERATIONS: tuple[Op, ...] = (
         response=dict[str, list[em.DevEmail]],
         query=(_limit(500),),
         errors=(401, 403, 404, 422),
+    ),
+    # ---- webhooks out (Standard Webhooks)
+    Op(
+        "POST",
+        "/api/webhooks",
+        "Add a webhook endpoint; the answer holds its signing secret (whsec_..., shown once)",
+        "webhooks",
+        ADMIN,
+        body=wh.WebhookIn,
+        response=wh.WebhookCreated,
+        status=201,
+        errors=(401, 403, 422),
+    ),
+    Op(
+        "GET",
+        "/api/webhooks",
+        "Webhook endpoints (without secrets)",
+        "webhooks",
+        ADMIN,
+        response=wh.WebhookList,
+        errors=(401, 403),
+    ),
+    Op(
+        "GET",
+        "/api/webhooks/{webhook_id}",
+        "One webhook endpoint",
+        "webhooks",
+        ADMIN,
+        response=wh.WebhookOut,
+        errors=(401, 403, 404),
+    ),
+    Op(
+        "PATCH",
+        "/api/webhooks/{webhook_id}",
+        "Change an endpoint's url, events, description; enable or disable it",
+        "webhooks",
+        ADMIN,
+        body=wh.WebhookPatch,
+        response=wh.WebhookOut,
+        errors=(401, 403, 404, 422),
+    ),
+    Op(
+        "DELETE",
+        "/api/webhooks/{webhook_id}",
+        "Remove an endpoint and its pending deliveries",
+        "webhooks",
+        ADMIN,
+        status=204,
+        errors=(401, 403, 404),
+    ),
+    Op(
+        "POST",
+        "/api/webhooks/{webhook_id}/rotate-secret",
+        "A new signing secret; the previous one also signs for 24 hours more",
+        "webhooks",
+        ADMIN,
+        response=wh.SecretOut,
+        errors=(401, 403, 404),
+    ),
+    Op(
+        "GET",
+        "/api/webhooks/{webhook_id}/deliveries",
+        "Recent delivery attempts, newest first",
+        "webhooks",
+        ADMIN,
+        response=wh.AttemptList,
+        query=(_limit(500),),
+        errors=(401, 403, 404, 422),
+    ),
+    Op(
+        "POST",
+        "/api/webhooks/{webhook_id}/test",
+        "Queue a webhook.test event for this endpoint",
+        "webhooks",
+        ADMIN,
+        response=wh.TestSent,
+        status=202,
+        errors=(401, 403, 404),
     ),
     # ---- notifications
     Op(

@@ -23,6 +23,8 @@ from delivery.notifications import Notifications
 from delivery.providers import build_providers
 from delivery.providers.base import MAX_MESSAGE_BYTES
 from delivery.render import TemplateRenderer
+from delivery.webhooks_out.sender import WebhookSender
+from delivery.webhooks_out.service import Webhooks
 from delivery.worker import EmailWorker
 from rooms.broker import Broker, MemoryBroker
 from rooms.registry import RoomRegistry
@@ -44,6 +46,7 @@ from storage.messages import MessageStore
 from storage.migrations import migrate
 from storage.objects import ObjectStore, open_objects
 from storage.users import UserStore
+from storage.webhooks import WebhookStore
 
 log = logging.getLogger("pitchey.wiring")
 
@@ -79,6 +82,8 @@ class Services:
     email: EmailService
     webhooks: WebhookIntake
     notifications: Notifications
+    webhooks_out: Webhooks
+    webhook_sender: WebhookSender
     runtime: Runtime
     connections: ConnectionCounter
     tickets: TicketStore
@@ -265,6 +270,20 @@ async def build(settings: Settings) -> Services:
         email=email,
     )
     notifications.start()
+    # 6. Webhooks out: storage writes their outbox with each change; the sender drains it.
+    webhook_store = WebhookStore(db)
+    webhooks_out = Webhooks(webhook_store, allow_private=settings.webhook_allow_private)
+    webhook_sender = WebhookSender(
+        webhook_store,
+        batch_size=settings.webhook_batch_size,
+        batch_timeout=settings.webhook_batch_timeout,
+        retry_base=settings.webhook_retry_base,
+        retry_cap=settings.webhook_retry_cap,
+        disable_after=settings.webhook_disable_after,
+        timeout=settings.webhook_timeout,
+        allow_private=settings.webhook_allow_private,
+    )
+    webhook_sender.start()
     sessions: dict[Session, None] = {}
     runtime = Runtime(
         connections=sessions.__len__,
@@ -290,12 +309,14 @@ async def build(settings: Settings) -> Services:
         email=email,
         webhooks=webhooks,
         notifications=notifications,
+        webhooks_out=webhooks_out,
+        webhook_sender=webhook_sender,
         runtime=runtime,
         sessions=sessions,
         connections=state.connections,
         tickets=state.tickets,
     )
-    # 6. Last: start-up objects are frozen out of the collector once everything is built.
+    # 7. Last: start-up objects are frozen out of the collector once everything is built.
     runtime.start()
     if settings.ws_idle_timeout > 0:
         services.background.append(asyncio.create_task(_close_idle(services), name="idle-sweeper"))
@@ -330,6 +351,7 @@ async def shutdown(services: Services) -> None:
     # 4. The rest in the reverse order of `build`; one failure does not stop the others.
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("runtime", services.runtime.stop),
+        ("webhook sender", services.webhook_sender.stop),
         ("notifications", services.notifications.stop),
         ("email worker", services.email_worker.stop),
         ("attachments", services.attachments.stop),

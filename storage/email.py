@@ -13,9 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from base.clock import iso
 from schemas.delivery import DeliveryEvent, DeliveryStatus, may_advance
 from storage.db import Database, IntegrityError
 from storage.messages import now_ms
+from storage.webhooks import record_events
 
 S = DeliveryStatus
 # Send lanes (see m0006): bulk mail (unread-message emails, digests) waits in a lane of its
@@ -23,6 +25,16 @@ S = DeliveryStatus
 LANE_MAIN = "main"
 LANE_BULK = "bulk"
 LANES = (LANE_MAIN, LANE_BULK)
+# Outgoing webhook event of each status an email may take (storage.webhooks).
+WEBHOOK_EVENTS = {
+    S.SENT: "email.sent",
+    S.DELIVERED: "email.delivered",
+    S.BOUNCED: "email.bounced",
+    S.SPAM_REPORT: "email.complained",
+    S.FAILED: "email.failed",
+    S.OPENED: "email.opened",
+    S.CLICKED: "email.clicked",
+}
 # SQLite binds at most 999 parameters in older builds; chunks stay well below.
 _CHUNK = 400
 
@@ -107,6 +119,14 @@ class Suppression:
     reason: str
     provider: str | None
     created_at: int
+
+
+def _hook_data(email_id: str, provider: str | None, detail: str | None) -> dict[str, Any]:
+    # Ids and the provider's words only: no address, subject or body leaves in a webhook.
+    data: dict[str, Any] = {"emailId": email_id, "provider": provider}
+    if detail:
+        data["detail"] = detail
+    return data
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -301,17 +321,24 @@ class EmailStore:
         """Record many attempts in one transaction (group commit)."""
         now = now_ms()
         async with self.db.transaction() as tx:
+            hooks: list[tuple[str, dict[str, Any]]] = []
             for outcome in outcomes:
-                await self._record(tx, worker, outcome, now)
+                changed = await self._record(tx, worker, outcome, now)
+                hook = WEBHOOK_EVENTS.get(S(outcome.status)) if changed else None
+                if hook is not None:
+                    hooks.append((hook, _hook_data(outcome.id, outcome.provider, outcome.detail)))
+            # In the outcome's own transaction: the event exists exactly when the status does.
+            await record_events(tx, hooks, now)
             await tx.executemany(
                 "INSERT INTO email_events (email_id, type, at, detail) VALUES (?, ?, ?, ?)",
                 [(o.id, o.event, now, o.detail) for o in outcomes],
             )
 
-    async def _record(self, tx: Any, worker: str, o: Outcome, now: int) -> None:
+    async def _record(self, tx: Any, worker: str, o: Outcome, now: int) -> bool:
+        """Apply one outcome; False when it changed nothing (another claim owns the row)."""
         if o.status == S.SENT:
             # A webhook may already have moved it further (delivered): keep that status.
-            await tx.execute(
+            changed: int = await tx.execute(
                 "UPDATE emails SET status = CASE WHEN status IN ('queued', 'sending') "
                 "THEN 'sent' ELSE status END, provider = ?, provider_message_id = ?, "
                 "retry_provider = NULL, last_error = NULL, "
@@ -325,10 +352,10 @@ class EmailStore:
                 now,
                 o.id,
             )
-            return
+            return changed > 0
         # Only our own live claim is rescheduled or ended: if a webhook already reported
         # delivery (after an ambiguous timeout), the email is not sent again.
-        await tx.execute(
+        changed = await tx.execute(
             "UPDATE emails SET status = ?, last_error = COALESCE(?, last_error), "
             "provider = COALESCE(?, provider), retry_provider = ?, next_attempt_at = ?, "
             "attempts = attempts - ?, claimed_by = NULL, claim_expires_at = NULL, "
@@ -343,6 +370,7 @@ class EmailStore:
             o.id,
             worker,
         )
+        return changed > 0
 
     # ---- status and provider events --------------------------------------------
 
@@ -407,6 +435,13 @@ class EmailStore:
                     now,
                     email_id,
                 )
+            # Every first report of an outcome, even one that does not move the status
+            # (an open after a click): the platform sees what the provider saw.
+            hook = WEBHOOK_EVENTS.get(event.status) if event.status is not None else None
+            if hook is not None:
+                data = _hook_data(email_id, event.provider, event.detail)
+                data["occurredAt"] = iso(int(event.occurred_at * 1000))
+                await record_events(tx, [(hook, data)], now)
         return True
 
     async def _find_for_event(self, tx: Any, event: DeliveryEvent) -> tuple[str, str] | None:

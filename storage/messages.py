@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from storage.db import Database, IntegrityError, Row
+from storage.webhooks import record_events
 
 
 def now_ms() -> int:
@@ -306,6 +307,23 @@ class MessageStore:
                     "UPDATE participants SET read_seq = ? WHERE conversation_id = ? "
                     "AND user_id = ? AND read_seq < ?",
                     [(seq, conv, user, seq) for seq, conv, user in readers],
+                )
+                # Outgoing webhooks in the group commit itself: metadata only, never content.
+                await record_events(
+                    tx,
+                    [
+                        (
+                            "message.created",
+                            {
+                                "messageId": row[0],
+                                "conversationId": row[1],
+                                "seq": row[2],
+                                "senderId": row[3],
+                            },
+                        )
+                        for row in rows
+                    ],
+                    now,
                 )
         final: list[tuple[StoredMessage, bool]] = []
         for index, new in enumerate(batch):

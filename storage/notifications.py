@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.db import Connection, Database, IntegrityError, Row
+from storage.webhooks import record_events
 
 # Email status of a notification (the `email_status` column).
 FOLDED = "folded"
@@ -100,6 +101,10 @@ def _job(row: Row) -> JobRow:
     )
 
 
+def _read_event(user_id: str, notification_id: str) -> tuple[str, dict[str, Any]]:
+    return ("notification.read", {"notificationId": notification_id, "userId": user_id})
+
+
 async def _insert_job(tx: Connection, job: JobRow, due_at: int, now: int) -> None:
     await tx.execute(
         "INSERT INTO notification_jobs (id, user_id, notification_id, template, data, category, "
@@ -168,6 +173,23 @@ class NotificationStore:
                         for r in rows
                     ],
                 )
+            # Outgoing webhooks, committed with the notifications (metadata, no text).
+            await record_events(
+                tx,
+                [
+                    (
+                        "notification.created",
+                        {
+                            "notificationId": r.id,
+                            "userId": r.user_id,
+                            "type": r.type,
+                            "priority": r.priority,
+                        },
+                    )
+                    for r in rows
+                ],
+                now,
+            )
             for job, due_at in jobs:
                 await _insert_job(tx, job, due_at, now)
             for job, due_at in folds:
@@ -232,13 +254,16 @@ class NotificationStore:
 
     async def mark_read(self, user_id: str, notification_id: str, now: int) -> bool | None:
         """True if it became read, False if it already was, None if the user has no such one."""
-        changed = await self.db.execute(
-            "UPDATE notifications SET read_at = ? WHERE id = ? AND user_id = ? "
-            "AND in_app = 1 AND read_at IS NULL",
-            now,
-            notification_id,
-            user_id,
-        )
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE notifications SET read_at = ? WHERE id = ? AND user_id = ? "
+                "AND in_app = 1 AND read_at IS NULL",
+                now,
+                notification_id,
+                user_id,
+            )
+            if changed:
+                await record_events(tx, [_read_event(user_id, notification_id)], now)
         if changed:
             return True
         row = await self.db.fetchrow(
@@ -249,12 +274,15 @@ class NotificationStore:
         return False if row else None
 
     async def mark_all_read(self, user_id: str, now: int) -> int:
-        return await self.db.execute(
-            "UPDATE notifications SET read_at = ? WHERE user_id = ? AND in_app = 1 "
-            "AND read_at IS NULL",
-            now,
-            user_id,
-        )
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch(
+                "UPDATE notifications SET read_at = ? WHERE user_id = ? AND in_app = 1 "
+                "AND read_at IS NULL RETURNING id",
+                now,
+                user_id,
+            )
+            await record_events(tx, [_read_event(user_id, row[0]) for row in rows], now)
+        return len(rows)
 
     async def received_types(self, user_id: str, types: Sequence[str]) -> set[str]:
         """Which of `types` the user has been sent at least one notification of."""

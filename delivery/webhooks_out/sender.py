@@ -1,0 +1,157 @@
+"""Delivers the webhook outbox: claim due deliveries, sign, POST, record, retry later.
+
+At least once: a delivery stays pending until an endpoint answers 2xx, and every retry
+carries the same `webhook-id` (the event id), so receivers can drop duplicates. Retries
+back off exponentially with jitter, from WEBHOOK_RETRY_BASE up to WEBHOOK_RETRY_CAP; an
+endpoint that has failed for WEBHOOK_DISABLE_AFTER seconds is disabled (its pending
+deliveries wait until an admin enables it again). Ordering per endpoint is not promised:
+a delivery that fails is overtaken by later ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+
+import httpx
+
+from delivery.webhooks_out import signing, targets
+from storage.db import DatabaseUnavailable
+from storage.webhooks import Due, WebhookStore
+
+log = logging.getLogger("pitchey.webhooks_out")
+
+# What a receiver may answer before we stop reading: only the status matters.
+READ_LIMIT = 64 * 1024
+# Attempts and delivered events are kept this long for GET .../deliveries.
+KEEP_MS = 7 * 24 * 3600 * 1000
+_PURGE_EVERY = 3600.0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        store: WebhookStore,
+        *,
+        batch_size: int,
+        batch_timeout: float,
+        retry_base: float,
+        retry_cap: float,
+        disable_after: float,
+        timeout: float,
+        allow_private: bool,
+    ) -> None:
+        self.store = store
+        self.batch_size = batch_size
+        self.batch_timeout = batch_timeout
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
+        self.disable_after_ms = int(disable_after * 1000)
+        self.timeout = timeout
+        self.allow_private = allow_private
+        # A claim outlives the slowest attempt; a worker that dies frees its claims then.
+        self.lease_ms = int((timeout * 2 + 30) * 1000)
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._purged_at = 0.0
+
+    def start(self) -> None:
+        # No redirects (a 3xx is a failure: following one would skip the address check)
+        # and no proxy settings from the environment.
+        self._client = httpx.AsyncClient(
+            timeout=self.timeout, follow_redirects=False, trust_env=False
+        )
+        self._task = asyncio.create_task(self._run(), name="webhooks-out")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds before retry number `attempt` + 1: doubling from the base up to the
+        cap, then a random point in its upper half, so failed endpoints coming back do
+        not get every retry at one moment."""
+        delay = min(self.retry_cap, self.retry_base * 2.0 ** min(attempt - 1, 40))
+        jitter: float = random.uniform(0, delay / 2)
+        return delay / 2 + jitter
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                claimed = await self.store.claim(_now_ms(), self.batch_size, self.lease_ms)
+                if claimed:
+                    await asyncio.gather(*(self._deliver(due) for due in claimed))
+                await self._purge()
+            except asyncio.CancelledError:
+                raise
+            except DatabaseUnavailable as exc:
+                log.warning("webhook outbox unavailable: %s", exc)
+                claimed = []
+            except Exception:
+                log.exception("webhook sender failed; retrying")
+                claimed = []
+            if len(claimed) < self.batch_size:
+                await asyncio.sleep(self.batch_timeout)
+
+    async def _purge(self) -> None:
+        if time.monotonic() - self._purged_at >= _PURGE_EVERY:
+            self._purged_at = time.monotonic()
+            await self.store.purge(_now_ms() - KEEP_MS)
+
+    async def _deliver(self, due: Due) -> None:
+        started = time.monotonic()
+        code: int | None = None
+        error: str | None = None
+        try:
+            code = await self._post(due)
+            if not 200 <= code < 300:
+                error = f"answered {code}"
+        except targets.TargetRefused as exc:
+            error = str(exc)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        ok = error is None
+        now = _now_ms()
+        retry_at = now + int(self.backoff(due.attempt) * 1000)
+        duration = int((time.monotonic() - started) * 1000)
+        disabled = await self.store.finish(
+            due, now, ok, code, error, duration, retry_at, self.disable_after_ms
+        )
+        if disabled:
+            log.warning("webhook endpoint %s disabled after failing too long", due.endpoint_id)
+
+    async def _post(self, due: Due) -> int:
+        assert self._client is not None
+        target = targets.parse(due.url)
+        address = await targets.resolve(target, self.allow_private)
+        host = f"[{address}]" if address.version == 6 else str(address)
+        # Connect to the checked address; the Host header and TLS name stay the URL's.
+        url = f"{target.scheme}://{host}:{target.port}{target.path}"
+        default_port = 443 if target.scheme == "https" else 80
+        headers = signing.headers(due.secrets, due.event_id, int(time.time()), due.body)
+        name = f"[{target.host}]" if ":" in target.host else target.host
+        headers["host"] = name if target.port == default_port else f"{name}:{target.port}"
+        headers["user-agent"] = "pitchey-comms-webhooks/1"
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        async with self._client.stream(
+            "POST", url, content=due.body, headers=headers, extensions=extensions
+        ) as response:
+            read = 0
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read >= READ_LIMIT:
+                    break
+            return response.status_code
