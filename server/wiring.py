@@ -178,6 +178,7 @@ def email_pipeline(
         renderer=TemplateRenderer(
             Path(settings.email_template_dir) if settings.email_template_dir else None,
             ttl_seconds=settings.email_template_ttl,
+            app_url=settings.app_url,
         ),
         from_email=settings.sendgrid_from_email,
         from_name=settings.sendgrid_from_name,

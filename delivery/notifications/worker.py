@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from base.clock import iso
 from base.errors import Invalid
 from storage.messages import now_ms
-from storage.notifications import FOLD_CATEGORY, JobRow, NotificationStore
+from storage.notifications import FOLD_CATEGORY, JobRow, NotificationRow, NotificationStore
 from storage.users import UserStore
 
 log = logging.getLogger("pitchey.notifications.worker")
@@ -31,6 +32,22 @@ RETRY_CAP_MS = 600_000
 MAX_ATTEMPTS = 8
 # Folded summaries and digests list at most this many entries; the rest are counted.
 MAX_LISTED = 50
+
+
+def digest_items(rows: Sequence[NotificationRow]) -> list[dict[str, Any]]:
+    """Notifications as the notification_digest template's `items`."""
+    items: list[dict[str, Any]] = []
+    for row in rows:
+        item: dict[str, Any] = {
+            "title": row.title,
+            "message": row.message,
+            "createdAt": iso(row.created_at),
+        }
+        url = (row.data or {}).get("url")
+        if isinstance(url, str):
+            item["url"] = url
+        items.append(item)
+    return items
 
 
 class EmailQueue(Protocol):
@@ -139,9 +156,7 @@ class NotificationWorker:
                 await self.store.finish_job(job.id, "skipped", "nothing folded", [], "", now)
                 return
             ids = [n.id for n in folded]
-            data["notifications"] = [
-                {"title": n.title, "body": n.message} for n in folded[:MAX_LISTED]
-            ]
+            data["items"] = digest_items(folded[:MAX_LISTED])
         email = profile.email if profile is not None else None
         if not email:
             # Recorded, not retried: the address may be set later, this email is not waited for.
@@ -149,7 +164,7 @@ class NotificationWorker:
                 job.id, "skipped", "no email address", ids, "skipped_no_address", now
             )
             return
-        data["recipient_name"] = (profile.name if profile is not None else None) or "there"
+        data["name"] = (profile.name if profile is not None else None) or "there"
         email_id = await self.email.submit_internal(
             to=email,
             template=job.template,
