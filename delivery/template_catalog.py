@@ -47,6 +47,11 @@ BUILTIN: dict[str, TemplateVariables] = {
     "notification": TemplateVariables(("name", "title", "message"), ("url",)),
 }
 
+# Mail a recipient must not miss: it carries no List-Unsubscribe (see delivery/email.py).
+CRITICAL_TEMPLATES = frozenset(
+    {"nda_request", "nda_approved", "nda_rejected", "investment_received", "investment_confirmed"}
+)
+
 # The shape of each list item, for the README and the API listing.
 ITEM_SHAPES: dict[str, str] = {
     "marketplace_alert": "items: list of {pitchTitle, genre?, url?}",

@@ -120,3 +120,18 @@ class DevEmail(Base, kw_only=True):
     subject: str
     html: str | None
     text: str | None
+
+
+class TemplateOut(Base, kw_only=True):
+    name: str
+    required: list[str]
+    optional: list[str]
+    builtin: bool
+    # A file in EMAIL_TEMPLATE_DIR replaces at least one of this template's parts.
+    overridden: bool
+    # Locales with their own subject (name.<locale>.subject.j2).
+    locales: list[str]
+
+
+class TemplateList(Base, kw_only=True):
+    items: list[TemplateOut]

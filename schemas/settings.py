@@ -211,6 +211,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     gc_gen0_threshold: Positive = 10_000
     gc_freeze_after_connections: Positive = 200
 
+    # ---- Email templates and unsubscribe (README "Email templates") ----
+    # This service's public base URL, for the List-Unsubscribe link in emails. Empty:
+    # APP_URL, for deployments where the web app's origin proxies /api to this service;
+    # set it when the service has a host of its own (https://comms.example.com).
+    public_url: str = ""
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")

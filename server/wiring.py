@@ -23,6 +23,7 @@ from delivery.notifications import Notifications
 from delivery.providers import build_providers
 from delivery.providers.base import MAX_MESSAGE_BYTES
 from delivery.render import TemplateRenderer
+from delivery.unsubscribe import Unsubscribe
 from delivery.worker import EmailWorker
 from rooms.broker import Broker, MemoryBroker
 from rooms.registry import RoomRegistry
@@ -185,6 +186,7 @@ def email_pipeline(
         provider=primary.name,
         max_message_bytes=min((n for n in limits if n is not None), default=None),
         on_enqueued=worker.notify,
+        unsubscribe=Unsubscribe(settings.jwt_secret, settings.public_url or settings.app_url),
     )
     return service, worker
 

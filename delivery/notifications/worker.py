@@ -18,9 +18,12 @@ from typing import Any, Protocol
 
 from base.clock import iso
 from base.errors import Invalid
+from delivery.unsubscribe import Target
 from storage.messages import now_ms
 from storage.notifications import FOLD_CATEGORY, JobRow, NotificationRow, NotificationStore
 from storage.users import UserStore
+
+from .preferences import is_critical
 
 log = logging.getLogger("pitchey.notifications.worker")
 
@@ -59,6 +62,8 @@ class EmailQueue(Protocol):
         data: dict[str, Any],
         category: str | None = None,
         dedupe_key: str | None = None,
+        locale: str | None = None,
+        unsubscribe: Target | None = None,
     ) -> str: ...
 
 
@@ -171,6 +176,13 @@ class NotificationWorker:
             data=data,
             category=job.category,
             dedupe_key=job.dedupe_key,
+            locale=profile.locale,
+            # Critical mail carries no unsubscribe link; the rest turns its category off.
+            unsubscribe=(
+                Target(u=job.user_id, c=job.category)
+                if job.category and not is_critical(job.category)
+                else None
+            ),
         )
         await self.store.finish_job(job.id, "sent", email_id, ids, "sent", self.clock())
 
