@@ -23,6 +23,7 @@ from storage.messages import now_ms
 from storage.notifications import FOLD_CATEGORY, JobRow, NotificationRow, NotificationStore
 from storage.users import UserStore
 
+from .legacy import camel_case_data
 from .preferences import is_critical
 
 log = logging.getLogger("pitchey.notifications.worker")
@@ -154,7 +155,7 @@ class NotificationWorker:
     async def _deliver(self, job: JobRow, profile: Any) -> None:
         now = self.clock()
         ids = [job.notification_id] if job.notification_id else []
-        data = dict(job.data)
+        data = camel_case_data(job.template, dict(job.data))
         if job.category == FOLD_CATEGORY:
             folded = await self.store.take_folded(job.user_id, job.id)
             if not folded:
