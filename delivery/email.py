@@ -377,7 +377,7 @@ class EmailService:
         if unsubscribe is not None and self.unsubscribe is not None:
             link = self.unsubscribe.url(unsubscribe)
             headers.update(self.unsubscribe.headers(link))
-        subject, html, text = self._content(request, locale, link)
+        subject, html, text = self._content(request, locale or request.locale, link)
         return _Prepared(
             OutgoingEmail(
                 id=str(uuid.uuid4()),

@@ -99,6 +99,22 @@ async def test_an_override_template_is_listed_with_the_variables_it_uses(
     assert listed["welcome"]["locales"] == ["fr"]
 
 
+async def test_an_api_email_with_a_locale_uses_the_localized_subject(
+    make_email_server: ServerFactory, sendgrid: SendGridStandin, tmp_path: Path
+) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "welcome.fr.subject.j2").write_text("Bienvenue, {{ name }}")
+    server = await make_email_server(EMAIL_TEMPLATE_DIR=str(folder), **sendgrid_env(sendgrid))
+    body = {"to": address(), "template": "welcome", "data": {"name": "Ann"}}
+
+    french = await server.accept({**body, "locale": "fr"})
+    plain = await server.accept(body)
+
+    assert (await sent_message(sendgrid, french))["subject"] == "Bienvenue, Ann"
+    assert (await sent_message(sendgrid, plain))["subject"] == "Welcome to Pitchey, Ann"
+
+
 def test_the_readme_table_is_generated_from_the_catalog() -> None:
     text = README.read_text(encoding="utf-8")
     table = text.split("<!-- templates:start -->\n", 1)[1].split("\n<!-- templates:end -->", 1)[0]
