@@ -36,6 +36,8 @@ from base.errors import Conflict, Invalid, NotFound, ServiceError
 from delivery.addresses import BadAddress, has_line_break, parse_address
 from delivery.providers.base import Address, Attachment, OutgoingEmail, encoded_size
 from delivery.render import TemplateError, TemplateRenderer
+from delivery.template_catalog import CRITICAL_TEMPLATES
+from delivery.unsubscribe import Target, Unsubscribe
 from schemas.delivery import DeliveryStatus
 from schemas.email import (
     MAX_RECIPIENTS,
@@ -138,8 +140,11 @@ class EmailService:
         provider: str = "dev",
         max_message_bytes: int | None = None,
         on_enqueued: Callable[[int], None] | None = None,
+        unsubscribe: Unsubscribe | None = None,
     ) -> None:
         self.store = store
+        # One-click unsubscribe links and headers (None: no List-Unsubscribe at all).
+        self.unsubscribe = unsubscribe
         self.renderer = renderer
         self.from_email = from_email
         self.from_name = from_name or None
@@ -217,11 +222,15 @@ class EmailService:
         data: dict[str, Any],
         category: str | None = None,
         dedupe_key: str | None = None,
+        locale: str | None = None,
+        unsubscribe: Target | None = None,
     ) -> str:
         """For other parts of the service (notifications): enqueue a templated email.
 
         Returns the email id. The same ``dedupe_key`` returns the first email's id and
         enqueues nothing. Raises ``base.errors.Invalid`` for a bad address or template.
+        ``locale`` picks localized template parts; ``unsubscribe`` (None for critical
+        mail) is what the email's one-click unsubscribe link turns off.
         """
         idempotency = f"internal|{dedupe_key}" if dedupe_key else None
         if idempotency is not None:
@@ -229,7 +238,7 @@ class EmailService:
             if found is not None:
                 return found
         request = SendEmail(to=to, template=template, data=data)
-        prepared = self._prepare(request)
+        prepared = self._prepare(request, locale=locale, unsubscribe=unsubscribe, internal=True)
         prepared.category = category
         [new] = await self._new_emails([prepared], None)
         new.idempotency = idempotency
@@ -345,23 +354,37 @@ class EmailService:
 
     # ---- validation and rendering ---------------------------------------------------
 
-    def _prepare(self, request: SendEmail) -> _Prepared:
+    def _prepare(
+        self,
+        request: SendEmail,
+        *,
+        locale: str | None = None,
+        unsubscribe: Target | None = None,
+        internal: bool = False,
+    ) -> _Prepared:
         to = [request.to] if isinstance(request.to, str) else request.to
         recipients = [*to, *request.cc, *request.bcc]
         if len(recipients) > MAX_RECIPIENTS:
             raise Invalid(f"at most {MAX_RECIPIENTS} recipients in to, cc and bcc together")
-        subject, html, text = self._content(request)
+        to_addresses = _addresses(to, "to")
         headers = {
             _header_name(name): _no_crlf(value, f"header {name}")
             for name, value in request.headers.items()
         }
+        if not internal:
+            unsubscribe = _api_unsubscribe(request, to_addresses, headers)
+        link = None
+        if unsubscribe is not None and self.unsubscribe is not None:
+            link = self.unsubscribe.url(unsubscribe)
+            headers.update(self.unsubscribe.headers(link))
+        subject, html, text = self._content(request, locale or request.locale, link)
         return _Prepared(
             OutgoingEmail(
                 id=str(uuid.uuid4()),
                 from_email=self.from_email,
                 from_name=self.from_name,
                 subject=subject,
-                to=_addresses(to, "to"),
+                to=to_addresses,
                 cc=_addresses(request.cc, "cc"),
                 bcc=_addresses(request.bcc, "bcc"),
                 reply_to=_addresses([request.reply_to], "replyTo")[0] if request.reply_to else None,
@@ -409,12 +432,19 @@ class EmailService:
                 "are accepted: send fewer or smaller attachments, or a link"
             )
 
-    def _content(self, request: SendEmail) -> tuple[str, str | None, str | None]:
+    def _content(
+        self, request: SendEmail, locale: str | None, unsubscribe_url: str | None
+    ) -> tuple[str, str | None, str | None]:
         if request.template is not None:
             if request.html is not None or request.text is not None:
                 raise Invalid("send either template with data, or html and/or text without one")
             try:
-                rendered = self.renderer.render(request.template, request.data or {})
+                rendered = self.renderer.render(
+                    request.template,
+                    request.data or {},
+                    locale=locale,
+                    unsubscribe_url=unsubscribe_url,
+                )
             except TemplateError as exc:
                 raise Invalid(str(exc)) from None
             # The seed's own requests name a subject beside the template: it wins.
@@ -429,6 +459,22 @@ class EmailService:
         if request.html is None and request.text is None:
             raise Invalid("html or text is required without a template")
         return _no_crlf(request.subject, "subject"), request.html, request.text
+
+
+def _api_unsubscribe(
+    request: SendEmail, to: list[Address], headers: dict[str, str]
+) -> Target | None:
+    """What the unsubscribe link of an email sent through the API turns off: its one
+    address (suppressed), unless the mail is critical (an NDA or investment template),
+    has several recipients (one of them must not unsubscribe the others) or the caller
+    set its own List-Unsubscribe."""
+    if request.template in CRITICAL_TEMPLATES:
+        return None
+    if len(to) != 1 or request.cc or request.bcc:
+        return None
+    if any(name.lower().startswith("list-unsubscribe") for name in headers):
+        return None
+    return Target(e=to[0].email.lower())
 
 
 def _replay(stored: StoredResponse, body_hash: str) -> Reply:

@@ -55,6 +55,8 @@ class SendEmail(Base, kw_only=True):
     attachments: Annotated[list[AttachmentIn], Meta(max_length=10)] = []
     categories: Annotated[list[Category], Meta(max_length=10)] = []
     headers: Annotated[dict[str, Annotated[str, Meta(max_length=998)]], Meta(max_length=20)] = {}
+    # Picks localized template parts (name.<locale>.subject.j2, ...); plain ones otherwise.
+    locale: Annotated[str, Meta(min_length=2, max_length=35)] | None = None
 
 
 class SendBatch(Base, kw_only=True):
@@ -120,3 +122,18 @@ class DevEmail(Base, kw_only=True):
     subject: str
     html: str | None
     text: str | None
+
+
+class TemplateOut(Base, kw_only=True):
+    name: str
+    required: list[str]
+    optional: list[str]
+    builtin: bool
+    # A file in EMAIL_TEMPLATE_DIR replaces at least one of this template's parts.
+    overridden: bool
+    # Locales with their own subject (name.<locale>.subject.j2).
+    locales: list[str]
+
+
+class TemplateList(Base, kw_only=True):
+    items: list[TemplateOut]

@@ -122,6 +122,9 @@ class TypePreferencePatch(Strict, kw_only=True):
     in_app: bool | UnsetType = UNSET
     email: bool | UnsetType = UNSET
     frequency: Frequency | UnsetType = UNSET
+    # Read-only: GET shows it, and a PUT of what GET returned must succeed, so it is
+    # accepted here and ignored (criticality is the service's rule, not a preference).
+    critical: bool | UnsetType = UNSET
 
 
 TypePatches = Annotated[

@@ -226,6 +226,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Let webhooks reach private, loopback and link-local addresses (tests, not production).
     webhook_allow_private: bool = False
 
+    # ---- Email templates and unsubscribe (README "Email templates") ----
+    # This service's public base URL, for the List-Unsubscribe link in emails. Empty:
+    # APP_URL, for deployments where the web app's origin proxies /api to this service;
+    # set it when the service has a host of its own (https://comms.example.com).
+    public_url: str = ""
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")

@@ -23,6 +23,7 @@ from delivery.notifications import Notifications
 from delivery.providers import build_providers
 from delivery.providers.base import MAX_MESSAGE_BYTES
 from delivery.render import TemplateRenderer
+from delivery.unsubscribe import Unsubscribe
 from delivery.webhooks_out.sender import WebhookSender
 from delivery.webhooks_out.service import Webhooks
 from delivery.worker import EmailWorker
@@ -183,12 +184,14 @@ def email_pipeline(
         renderer=TemplateRenderer(
             Path(settings.email_template_dir) if settings.email_template_dir else None,
             ttl_seconds=settings.email_template_ttl,
+            app_url=settings.app_url,
         ),
         from_email=settings.sendgrid_from_email,
         from_name=settings.sendgrid_from_name,
         provider=primary.name,
         max_message_bytes=min((n for n in limits if n is not None), default=None),
         on_enqueued=worker.notify,
+        unsubscribe=Unsubscribe(settings.jwt_secret, settings.public_url or settings.app_url),
     )
     return service, worker
 

@@ -19,10 +19,11 @@ from schemas.notifications import (
     PreferencesUpdate,
     QuietHours,
     TypePreference,
+    TypePreferencePatch,
 )
 from state.cache import Cache
 from storage.messages import now_ms
-from storage.notifications import NotificationStore, PreferenceRow
+from storage.notifications import FOLD_CATEGORY, NotificationStore, PreferenceRow
 
 UTC = ZoneInfo("UTC")
 
@@ -241,6 +242,25 @@ class PreferenceService:
         await self.store.save_preferences(user_id, rows, quiet, set_quiet, tz, set_tz, self.clock())
         await self.invalidate(user_id)
         return (await self.get(user_id)).view()
+
+    async def email_off(self, user_id: str, category: str) -> list[str]:
+        """A one-click unsubscribe from an email of `category`: that type's email off; for a
+        digest, every non-critical type digested at that period; for the rate limit's
+        summary, every non-critical type. Returns the types switched off (none: nothing
+        changed, as when the same link is used again)."""
+        types = (await self.get(user_id)).view().types
+        period = {"digest_daily": "daily", "digest_weekly": "weekly"}.get(category)
+        if period is not None:
+            kinds = [k for k, p in types.items() if p.frequency == period and not p.critical]
+        elif category == FOLD_CATEGORY:
+            kinds = [k for k, p in types.items() if not p.critical]
+        else:
+            kinds = [category]
+        kinds = [k for k in kinds if k not in types or types[k].email]
+        if kinds:
+            patch = {k: TypePreferencePatch(email=False) for k in kinds}
+            await self.update(user_id, PreferencesUpdate(types=patch))
+        return kinds
 
     async def _check_known(self, user_id: str, kinds: list[str]) -> None:
         other = sorted(set(kinds) - KNOWN_TYPES)

@@ -32,7 +32,7 @@ from storage.notifications import JobRow, NotificationRow, NotificationStore, Un
 from storage.users import UserStore
 
 from .preferences import PreferenceService, plan_email
-from .worker import MAX_LISTED
+from .worker import MAX_LISTED, digest_items
 
 log = logging.getLogger("pitchey.notifications.scheduler")
 
@@ -207,7 +207,7 @@ class NotificationScheduler:
             "count": sum(counts.values()),
             "senders": [{"name": name(sender), "count": n} for sender, n in ranked[:MAX_QUOTED]],
             "messages": quoted,
-            "inbox_url": f"{self.app_url}/messages",
+            "url": f"{self.app_url}/messages",
         }
         job = JobRow(
             id=str(uuid.uuid4()),
@@ -247,12 +247,7 @@ class NotificationScheduler:
                 user_id=user_id,
                 notification_id=None,
                 template="notification_digest",
-                data={
-                    "period": label,
-                    "notifications": [
-                        {"title": r.title, "body": r.message} for r in rows[:MAX_LISTED]
-                    ],
-                },
+                data={"period": label, "items": digest_items(rows[:MAX_LISTED])},
                 category=f"digest_{period}",
                 dedupe_key=f"digest:{user_id}:{period}:{start}",
             )

@@ -13,13 +13,18 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from base.clock import iso
 from base.errors import Invalid
+from delivery.unsubscribe import Target
 from storage.messages import now_ms
-from storage.notifications import FOLD_CATEGORY, JobRow, NotificationStore
+from storage.notifications import FOLD_CATEGORY, JobRow, NotificationRow, NotificationStore
 from storage.users import UserStore
+
+from .legacy import camel_case_data
+from .preferences import is_critical
 
 log = logging.getLogger("pitchey.notifications.worker")
 
@@ -33,6 +38,22 @@ MAX_ATTEMPTS = 8
 MAX_LISTED = 50
 
 
+def digest_items(rows: Sequence[NotificationRow]) -> list[dict[str, Any]]:
+    """Notifications as the notification_digest template's `items`."""
+    items: list[dict[str, Any]] = []
+    for row in rows:
+        item: dict[str, Any] = {
+            "title": row.title,
+            "message": row.message,
+            "createdAt": iso(row.created_at),
+        }
+        url = (row.data or {}).get("url")
+        if isinstance(url, str):
+            item["url"] = url
+        items.append(item)
+    return items
+
+
 class EmailQueue(Protocol):
     async def submit_internal(
         self,
@@ -42,6 +63,8 @@ class EmailQueue(Protocol):
         data: dict[str, Any],
         category: str | None = None,
         dedupe_key: str | None = None,
+        locale: str | None = None,
+        unsubscribe: Target | None = None,
     ) -> str: ...
 
 
@@ -132,16 +155,14 @@ class NotificationWorker:
     async def _deliver(self, job: JobRow, profile: Any) -> None:
         now = self.clock()
         ids = [job.notification_id] if job.notification_id else []
-        data = dict(job.data)
+        data = camel_case_data(job.template, dict(job.data))
         if job.category == FOLD_CATEGORY:
             folded = await self.store.take_folded(job.user_id, job.id)
             if not folded:
                 await self.store.finish_job(job.id, "skipped", "nothing folded", [], "", now)
                 return
             ids = [n.id for n in folded]
-            data["notifications"] = [
-                {"title": n.title, "body": n.message} for n in folded[:MAX_LISTED]
-            ]
+            data["items"] = digest_items(folded[:MAX_LISTED])
         email = profile.email if profile is not None else None
         if not email:
             # Recorded, not retried: the address may be set later, this email is not waited for.
@@ -149,13 +170,20 @@ class NotificationWorker:
                 job.id, "skipped", "no email address", ids, "skipped_no_address", now
             )
             return
-        data["recipient_name"] = (profile.name if profile is not None else None) or "there"
+        data["name"] = (profile.name if profile is not None else None) or "there"
         email_id = await self.email.submit_internal(
             to=email,
             template=job.template,
             data=data,
             category=job.category,
             dedupe_key=job.dedupe_key,
+            locale=profile.locale,
+            # Critical mail carries no unsubscribe link; the rest turns its category off.
+            unsubscribe=(
+                Target(u=job.user_id, c=job.category)
+                if job.category and not is_critical(job.category)
+                else None
+            ),
         )
         await self.store.finish_job(job.id, "sent", email_id, ids, "sent", self.clock())
 

@@ -1,6 +1,8 @@
 """Business workflows: a platform event in, the notifications (and email templates) it means out.
 
 Each function is pure: the event, the directory names it needs, the app's base URL.
+Template data uses the camelCase variables declared in delivery/template_catalog.py;
+the worker adds the recipient's `name`.
 """
 
 from __future__ import annotations
@@ -64,9 +66,10 @@ def nda_request(body: NdaRequest, names: Names, app_url: str) -> list[Outgoing]:
             priority="high",
             template="nda_request",
             template_data={
-                "requester_name": requester,
-                "pitch_title": body.pitch_title,
-                "review_url": f"{app_url}/pitches/{body.pitch_id}/nda-requests",
+                "requesterName": requester,
+                "pitchTitle": body.pitch_title,
+                "message": body.message or "",
+                "url": f"{app_url}/pitches/{body.pitch_id}/nda-requests",
             },
         )
     ]
@@ -86,9 +89,9 @@ def nda_decision(body: NdaDecision, approved: bool, names: Names, app_url: str) 
                 priority="high",
                 template="nda_approved",
                 template_data={
-                    "owner_name": owner,
-                    "pitch_title": body.pitch_title,
-                    "pitch_url": pitch_url,
+                    "ownerName": owner,
+                    "pitchTitle": body.pitch_title,
+                    "url": pitch_url,
                 },
             )
         ]
@@ -103,7 +106,11 @@ def nda_decision(body: NdaDecision, approved: bool, names: Names, app_url: str) 
             message=message,
             data={"pitchId": body.pitch_id, "ownerId": body.owner_id},
             template="nda_rejected",
-            template_data={"pitch_title": body.pitch_title, "reason": body.reason or ""},
+            template_data={
+                "ownerName": owner,
+                "pitchTitle": body.pitch_title,
+                "reason": body.reason or "",
+            },
         )
     ]
 
@@ -157,10 +164,11 @@ def investment(body: InvestmentEvent, names: Names, app_url: str) -> list[Outgoi
                     priority="high",
                     template="investment_received",
                     template_data={
-                        "investor_name": investor,
-                        "amount": amount,
-                        "pitch_title": title,
-                        "dashboard_url": dashboard,
+                        "investorName": investor,
+                        "amount": body.amount,
+                        "currency": body.currency,
+                        "pitchTitle": title,
+                        "url": dashboard,
                     },
                 )
             ]
@@ -175,9 +183,11 @@ def investment(body: InvestmentEvent, names: Names, app_url: str) -> list[Outgoi
                     priority="high",
                     template="investment_confirmed",
                     template_data={
-                        "amount": amount,
-                        "pitch_title": title,
+                        "amount": body.amount,
+                        "currency": body.currency,
+                        "pitchTitle": title,
                         "reference": body.investment_id,
+                        "url": dashboard,
                     },
                 ),
                 status_note(
@@ -231,10 +241,11 @@ def production(body: ProductionUpdate, app_url: str) -> list[Outgoing]:
             },
             template="production_update",
             template_data={
-                "pitch_title": body.pitch_title,
-                "pitch_url": pitch_url,
-                "update_title": f"Stage: {body.stage}",
-                "update_summary": summary,
+                "pitchTitle": body.pitch_title,
+                "stage": body.stage,
+                "previousStage": body.previous_stage or "",
+                "summary": summary,
+                "url": pitch_url,
             },
         )
         for user in dict.fromkeys(body.team_ids)
@@ -243,12 +254,12 @@ def production(body: ProductionUpdate, app_url: str) -> list[Outgoing]:
 
 def marketplace(body: MarketplaceAlert, app_url: str) -> list[Outgoing]:
     url = f"{app_url}/pitches/{body.pitch_id}"
-    pitch: dict[str, str] = {"title": body.pitch_title, "url": url}
+    pitch: dict[str, str] = {"pitchTitle": body.pitch_title, "url": url}
     if body.genre:
         pitch["genre"] = body.genre
-    template_data: dict[str, object] = {"pitches": [pitch]}
+    template_data: dict[str, object] = {"items": [pitch]}
     if body.alert_name:
-        template_data["alert_name"] = body.alert_name
+        template_data["alertName"] = body.alert_name
     return [
         Outgoing(
             user_id=user,

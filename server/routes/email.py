@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
+
 import msgspec
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from base.clock import iso
@@ -12,9 +14,10 @@ from base.errors import Forbidden, Invalid, NotFound
 from base.identity import Caller
 from delivery.email import EmailService
 from delivery.providers.base import OutgoingEmail
+from delivery.unsubscribe import BadToken, Target
 from delivery.webhooks import MalformedWebhook, WebhookError
 from schemas.bounds import FreeJson
-from schemas.email import DevEmail, SuppressionOut, SuppressionPage
+from schemas.email import DevEmail, SuppressionOut, SuppressionPage, TemplateList, TemplateOut
 from schemas.settings import Settings
 from server.auth import require_role
 from server.http import (
@@ -104,6 +107,82 @@ async def status(request: Request) -> Response:
     return json(await _email(request).status(who, request.path_params["email_id"]))
 
 
+async def templates(request: Request) -> Response:
+    await _service_caller(request)
+    found = _email(request).renderer.describe()
+    items = [
+        TemplateOut(
+            name=t.name,
+            required=t.required,
+            optional=t.optional,
+            builtin=t.builtin,
+            overridden=t.overridden,
+            locales=t.locales,
+        )
+        for t in found
+    ]
+    return json(TemplateList(items=items))
+
+
+def _unsubscribe_target(request: Request) -> tuple[str, Target]:
+    token = request.query_params.get("token")
+    if not token:
+        raise Invalid("token is required")
+    unsubscribe = _email(request).unsubscribe
+    if unsubscribe is None:
+        raise NotFound("unsubscribe links are not enabled")
+    try:
+        return token, unsubscribe.verify(token)
+    except BadToken as exc:
+        raise Forbidden(str(exc)) from None
+
+
+def _page(title: str, body: str) -> HTMLResponse:
+    return HTMLResponse(
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title></head>"
+        '<body style="font-family:Helvetica,Arial,sans-serif;max-width:32rem;margin:3rem auto;">'
+        f"<h1>{html.escape(title)}</h1>{body}</body></html>",
+        # The page holds the token: it must not be cached or framed.
+        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
+    )
+
+
+def _describe(target: Target) -> str:
+    if target.e is not None:
+        return f"all email to {target.e}"
+    return f"{(target.c or '').replace('_', ' ')} email"
+
+
+async def unsubscribe_page(request: Request) -> Response:
+    """What a person sees on following the link: nothing changes on GET (link checkers and
+    scanners open every link); the button posts to the same URL."""
+    token, target = _unsubscribe_target(request)
+    action = html.escape(f"?token={token}", quote=True)
+    return _page(
+        "Unsubscribe",
+        f"<p>Stop receiving {html.escape(_describe(target))}?</p>"
+        f'<form method="post" action="{action}">'
+        '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+        '<button type="submit">Unsubscribe</button></form>',
+    )
+
+
+async def unsubscribe(request: Request) -> Response:
+    """RFC 8058 one-click: the token is the authority, no login. Idempotent: a second
+    POST changes nothing and answers 200 again."""
+    _, target = _unsubscribe_target(request)
+    svc = services(request)
+    if target.e is not None:
+        await _email(request).store.suppress(target.e, "unsubscribe")
+    elif target.u is not None and target.c is not None:
+        await svc.notifications.preferences.email_off(target.u, target.c)
+    return _page(
+        "Unsubscribed", f"<p>You will no longer receive {html.escape(_describe(target))}.</p>"
+    )
+
+
 async def _admin(request: Request) -> Caller:
     who = await caller(request)
     # The suppression list is one list for every caller (it protects the shared sender):
@@ -187,6 +266,9 @@ routes = [
     Route("/api/email/batch", batch, methods=["POST"]),
     Route("/api/email/webhooks/sendgrid", sendgrid_webhook, methods=["POST"]),
     Route("/api/email/webhooks/ses", ses_webhook, methods=["POST"]),
+    Route("/api/email/templates", templates, methods=["GET"]),
+    Route("/api/email/unsubscribe", unsubscribe_page, methods=["GET"]),
+    Route("/api/email/unsubscribe", unsubscribe, methods=["POST"]),
     Route("/api/email/suppressions", list_suppressions, methods=["GET"]),
     Route("/api/email/suppressions/{address}", delete_suppression, methods=["DELETE"]),
     Route("/api/email/{email_id}/status", status, methods=["GET"]),

@@ -9,69 +9,58 @@ import pytest
 
 from delivery.render import MissingVariable, TemplateRenderer, UnknownTemplate
 
+# Exactly the required variables of each template (delivery/template_catalog.py), plus
+# the optional lists where a test looks at them.
 BUILTIN_SAMPLES: dict[str, dict[str, object]] = {
     "welcome": {"name": "Ann"},
     # The generic template for /api/notifications/send and types without their own.
     "notification": {
-        "recipient_name": "Ann",
+        "name": "Ann",
         "title": "Your pitch was shortlisted",
         "message": "Night Owl made the festival shortlist.",
-        "url": "https://pitchey.test/p/1",
     },
-    "nda_request": {
-        "recipient_name": "Ann",
-        "requester_name": "Bo",
-        "pitch_title": "Night Owl",
-        "review_url": "https://pitchey.test/nda/1",
-    },
-    "nda_approved": {
-        "recipient_name": "Bo",
-        "owner_name": "Ann",
-        "pitch_title": "Night Owl",
-        "pitch_url": "https://pitchey.test/p/1",
-    },
-    "nda_rejected": {"recipient_name": "Bo", "pitch_title": "Night Owl"},
+    "nda_request": {"name": "Ann", "requesterName": "Bo", "pitchTitle": "Night Owl"},
+    "nda_approved": {"name": "Bo", "ownerName": "Ann", "pitchTitle": "Night Owl"},
+    "nda_rejected": {"name": "Bo", "ownerName": "Ann", "pitchTitle": "Night Owl"},
     "investment_received": {
-        "recipient_name": "Ann",
-        "investor_name": "Cy",
-        "amount": "$25,000",
-        "pitch_title": "Night Owl",
-        "dashboard_url": "https://pitchey.test/d",
+        "name": "Ann",
+        "investorName": "Cy",
+        "pitchTitle": "Night Owl",
+        "amount": 25000,
+        "currency": "USD",
     },
     "investment_confirmed": {
-        "recipient_name": "Cy",
-        "amount": "$25,000",
-        "pitch_title": "Night Owl",
-        "reference": "INV-7",
+        "name": "Cy",
+        "pitchTitle": "Night Owl",
+        "amount": 25000,
+        "currency": "USD",
     },
-    "production_update": {
-        "recipient_name": "Cy",
-        "pitch_title": "Night Owl",
-        "update_title": "Casting done",
-        "update_summary": "We cast the lead.",
-        "pitch_url": "https://pitchey.test/p/1",
-    },
+    "production_update": {"name": "Cy", "pitchTitle": "Night Owl", "stage": "casting"},
     "marketplace_alert": {
-        "recipient_name": "Cy",
-        "pitches": [{"title": "Night Owl", "genre": "Thriller", "url": "https://p.test/1"}],
+        "name": "Cy",
+        "items": [{"pitchTitle": "Night Owl", "genre": "Thriller", "url": "https://p.test/1"}],
     },
-    "unread_messages": {
-        "recipient_name": "Ann",
-        "inbox_url": "https://pitchey.test/inbox",
-        "sender": "Bo",
-        "others": 1,
-        "count": 3,
-        "senders": [{"name": "Bo", "count": 2}, {"name": "Cy", "count": 1}],
-        "messages": [
-            {"sender": "Bo", "conversation": "Night Owl NDA", "preview": "Signed!"},
-            {"sender": "Cy", "conversation": "Funding", "preview": "Call tomorrow?"},
+    "unread_messages": {"name": "Ann", "count": 3},
+    "notification_digest": {
+        "name": "Ann",
+        "items": [
+            {"title": "New NDA request", "message": "Bo asks", "createdAt": "2026-01-01T00:00Z"},
+            {"title": "Pitch viewed", "message": "12 times", "createdAt": "2026-01-02T00:00Z"},
         ],
     },
-    "notification_digest": {
-        "recipient_name": "Ann",
-        "notifications": [{"title": "New NDA request"}, {"title": "Pitch viewed 12 times"}],
-    },
 }
+UNREAD_WITH_SENDERS: dict[str, object] = {
+    "name": "Ann",
+    "sender": "Bo",
+    "others": 1,
+    "count": 3,
+    "senders": [{"name": "Bo", "count": 2}, {"name": "Cy", "count": 1}],
+    "messages": [
+        {"sender": "Bo", "conversation": "Night Owl NDA", "preview": "Signed!"},
+        {"sender": "Cy", "conversation": "Funding", "preview": "Call tomorrow?"},
+    ],
+}
+APP = "https://app.example.test"
 
 
 def write_template(folder: Path, name: str, subject: str, html: str, text: str) -> None:
@@ -98,8 +87,55 @@ def test_every_builtin_template_renders_subject_html_and_text() -> None:
         assert "<html" in rendered.html and "Pitchey" in rendered.text, name
 
 
+@pytest.mark.parametrize("name", sorted(BUILTIN_SAMPLES))
+def test_each_builtin_template_needs_each_of_its_required_variables(name: str) -> None:
+    renderer = TemplateRenderer()
+    for key in BUILTIN_SAMPLES[name]:
+        if key in ("items",) and name in ("marketplace_alert", "notification_digest"):
+            data = {**BUILTIN_SAMPLES[name], "items": []}  # may be empty, not absent
+            assert renderer.render(name, data).subject
+        data = {k: v for k, v in BUILTIN_SAMPLES[name].items() if k != key}
+        with pytest.raises(MissingVariable, match=key):
+            renderer.render(name, data)
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_SAMPLES))
+def test_every_link_and_the_preferences_footer_come_from_app_url(name: str) -> None:
+    rendered = TemplateRenderer(app_url=APP + "/").render(name, BUILTIN_SAMPLES[name])
+
+    assert "pitchey.com" not in rendered.html + rendered.text
+    assert f'href="{APP}/settings/notifications"' in rendered.html
+    assert f"Email preferences: {APP}/settings/notifications" in rendered.text
+
+
+def test_amounts_are_shown_with_their_currency() -> None:
+    rendered = TemplateRenderer().render(
+        "investment_received", BUILTIN_SAMPLES["investment_received"]
+    )
+
+    assert rendered.subject == 'New investment of USD 25,000.00 in "Night Owl"'
+
+
+def test_a_localized_template_is_chosen_by_locale_and_falls_back_to_the_plain_name(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "welcome.fr.subject.j2").write_text("Bienvenue, {{ name }}")
+    renderer = TemplateRenderer(tmp_path)
+
+    assert renderer.render("welcome", {"name": "Ann"}, locale="fr").subject == "Bienvenue, Ann"
+    assert renderer.render("welcome", {"name": "Ann"}, locale="fr-CA").subject == ("Bienvenue, Ann")
+    # No French body: the plain one is used for those parts.
+    assert "Welcome to Pitchey" in renderer.render("welcome", {"name": "Ann"}, locale="fr").text
+    assert renderer.render("welcome", {"name": "Ann"}, locale="de").subject == (
+        "Welcome to Pitchey, Ann"
+    )
+    assert renderer.render("welcome", {"name": "Ann"}, locale="../x").subject == (
+        "Welcome to Pitchey, Ann"
+    )
+
+
 def test_unread_messages_names_the_senders_and_counts_and_lists_quoted_messages() -> None:
-    rendered = TemplateRenderer().render("unread_messages", BUILTIN_SAMPLES["unread_messages"])
+    rendered = TemplateRenderer().render("unread_messages", UNREAD_WITH_SENDERS)
 
     assert rendered.subject == "New messages from Bo and 1 other"
     assert "You have 3 unread messages" in rendered.text
@@ -109,7 +145,7 @@ def test_unread_messages_names_the_senders_and_counts_and_lists_quoted_messages(
 
 
 def test_unread_messages_without_quoted_messages_name_sender_and_count_only() -> None:
-    data = {**BUILTIN_SAMPLES["unread_messages"], "messages": []}
+    data = {**UNREAD_WITH_SENDERS, "messages": []}
 
     rendered = TemplateRenderer().render("unread_messages", data)
 
@@ -136,8 +172,8 @@ def test_subject_never_contains_line_breaks() -> None:
 
 
 def test_missing_variable_is_a_clear_error() -> None:
-    with pytest.raises(MissingVariable, match=r"nda_request.*requester_name"):
-        TemplateRenderer().render("nda_request", {"recipient_name": "Ann"})
+    with pytest.raises(MissingVariable, match=r"nda_request.*requesterName, pitchTitle"):
+        TemplateRenderer().render("nda_request", {"name": "Ann"})
 
 
 def test_unknown_template_is_an_error() -> None:

@@ -31,7 +31,9 @@ async def both(
 
 def sent_by_ses(moto_url: str, message_id: str) -> bool:
     data = httpx.get(f"{moto_url}/moto-api/data.json").json()
-    return any(m["id"] == message_id for m in data["ses"]["Message"])
+    # An email with headers (List-Unsubscribe, for one) goes to SES as raw MIME.
+    sent = [*data["ses"].get("Message", []), *data["ses"].get("RawMessage", [])]
+    return any(m["id"] == message_id for m in sent)
 
 
 async def test_sendgrid_500s_fail_over_to_ses_and_come_back_after_it_heals(

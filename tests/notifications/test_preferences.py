@@ -123,6 +123,26 @@ async def test_put_preferences_changes_what_get_returns(server: ServerProcess) -
     assert after["timezone"] == "Europe/Paris"
 
 
+async def test_what_get_returns_can_be_put_back_unchanged(server: ServerProcess) -> None:
+    user = await person(server, "roundtrip")
+    async with server.client(user) as http:
+        before = (await http.get("/api/notifications/preferences")).json()
+        # The body holds the read-only `critical` of every type: accepted and ignored.
+        response = await http.put("/api/notifications/preferences", json=before)
+        assert response.status_code == 200, response.text
+        after = (await http.get("/api/notifications/preferences")).json()
+    assert after == before
+
+
+async def test_a_put_cannot_make_a_type_critical(server: ServerProcess) -> None:
+    user = await person(server, "notcritical")
+    async with server.client(user) as http:
+        body = {"types": {"production_update": {"critical": True}}}
+        response = await http.put("/api/notifications/preferences", json=body)
+        assert response.status_code == 200, response.text
+    assert response.json()["types"]["production_update"]["critical"] is False
+
+
 async def test_bad_preferences_are_422(server: ServerProcess) -> None:
     async with server.client("someone") as http:
         for body in (

@@ -263,7 +263,7 @@ async def test_only_an_admin_may_read_or_change_the_shared_suppression_list(
     ],
 )
 async def test_only_http_links_reach_an_href_in_an_email(devbox: ServerProcess, url: str) -> None:
-    data = {"recipient_name": "Ann", "title": "Update", "message": "See", "url": url}
+    data = {"name": "Ann", "title": "Update", "message": "See", "url": url}
     async with devbox.client("platform", "service") as http:
         sent = await http.post(
             "/api/email/send",
@@ -280,7 +280,7 @@ async def test_only_http_links_reach_an_href_in_an_email(devbox: ServerProcess, 
 
 async def test_http_links_still_reach_the_href(devbox: ServerProcess) -> None:
     data = {
-        "recipient_name": "Ann",
+        "name": "Ann",
         "title": "Update",
         "message": "See",
         "url": "https://pitchey.com/p/1",
