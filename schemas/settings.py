@@ -211,6 +211,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     gc_gen0_threshold: Positive = 10_000
     gc_freeze_after_connections: Positive = 200
 
+    # ---- Conversation lifecycle (edits, deletions, members) ----
+    # How long after sending a message its sender may edit it (seconds; 0: always).
+    message_edit_window: Annotated[float, Meta(ge=0)] = 172_800.0
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")

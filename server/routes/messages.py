@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from base.errors import Forbidden
-from schemas.messages import CreateConversation, SendMessage
+from schemas.messages import AddParticipants, CreateConversation, EditMessage, SendMessage
 from server.http import body, caller, ensure_accepting, int_param, json, services
 
 # A page is bounded so one request cannot read a whole history at once.
@@ -72,11 +72,57 @@ async def mark_read(request: Request) -> Response:
     return json(receipt)
 
 
+async def edit(request: Request) -> Response:
+    who = await caller(request)
+    svc = services(request)
+    ensure_accepting(svc)
+    data = await body(request, EditMessage)
+    message = await svc.messaging.edit(who, request.path_params["message_id"], data.content)
+    return json(message)
+
+
+async def delete(request: Request) -> Response:
+    who = await caller(request)
+    svc = services(request)
+    ensure_accepting(svc)
+    await svc.messaging.delete(who, request.path_params["message_id"])
+    return Response(status_code=204)
+
+
+async def add_participants(request: Request) -> Response:
+    who = await caller(request)
+    data = await body(request, AddParticipants)
+    conversation = await services(request).messaging.add_participants(
+        who, request.path_params["conversation_id"], data.user_ids, data.share_history
+    )
+    return json(conversation)
+
+
+async def remove_participant(request: Request) -> Response:
+    who = await caller(request)
+    await services(request).messaging.remove_participant(
+        who, request.path_params["conversation_id"], request.path_params["user_id"]
+    )
+    return Response(status_code=204)
+
+
 routes = [
     Route("/api/messages/conversations", create_conversation, methods=["POST"]),
     Route("/api/messages/conversations", list_conversations, methods=["GET"]),
     Route("/api/messages/conversations/{conversation_id}/presence", presence, methods=["GET"]),
+    Route(
+        "/api/messages/conversations/{conversation_id}/participants",
+        add_participants,
+        methods=["POST"],
+    ),
+    Route(
+        "/api/messages/conversations/{conversation_id}/participants/{user_id}",
+        remove_participant,
+        methods=["DELETE"],
+    ),
     Route("/api/messages/send", send, methods=["POST"]),
     Route("/api/messages/{message_id}/read", mark_read, methods=["POST"]),
     Route("/api/messages/{conversation_id}", history, methods=["GET"]),
+    Route("/api/messages/{message_id}", edit, methods=["PATCH"]),
+    Route("/api/messages/{message_id}", delete, methods=["DELETE"]),
 ]
