@@ -8,6 +8,7 @@ the running server against the result.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -29,6 +30,7 @@ _ERRORS = {
     404: "Not found, or not yours to see",
     409: "Conflicts with an earlier request or the current state (Idempotency-Key reused "
     "with another body; a message edited too late or deleted; a direct conversation)",
+    405: "Method not allowed on this path (a message id that is not a UUID names no message)",
     413: "Body or upload too large",
     415: "Content type not allowed or not matching the bytes",
     422: "A field failed validation",
@@ -161,20 +163,20 @@ OPERATIONS: tuple[Op, ...] = (
     ),
     Op(
         "PATCH",
-        "/api/messages/{message_id}",
+        "/api/messages/{message_id:uuid}",
         "Edit your message within MESSAGE_EDIT_WINDOW (subscribers get message_updated)",
         "messages",
         body=msg.EditMessage,
         response=msg.Message,
-        errors=(401, 403, 404, 409, 422, 429, 503),
+        errors=(401, 403, 404, 405, 409, 422, 429, 503),
     ),
     Op(
         "DELETE",
-        "/api/messages/{message_id}",
+        "/api/messages/{message_id:uuid}",
         "Delete a message (sender or admin): content erased, history shows deleted",
         "messages",
         status=204,
-        errors=(401, 403, 404, 503),
+        errors=(401, 403, 404, 405, 503),
     ),
     Op(
         "POST",
@@ -468,8 +470,8 @@ def build() -> dict[str, Any]:
             "operationId": _operation_id(op),
         }
         parameters: list[dict[str, Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in _path_params(op.path)
+            {"name": name, "in": "path", "required": True, "schema": _path_schema(convertor)}
+            for name, convertor in _path_params(op.path)
         ]
         parameters += [
             {
@@ -538,7 +540,7 @@ def build() -> dict[str, Any]:
                 "content": {"application/json": {"schema": error_ref}},
             }
         operation["responses"] = responses
-        paths.setdefault(op.path, {})[op.method.lower()] = operation
+        paths.setdefault(_CONVERTOR.sub("}", op.path), {})[op.method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {
@@ -558,9 +560,32 @@ def build() -> dict[str, Any]:
 
 
 def _operation_id(op: Op) -> str:
-    words = op.path.strip("/").replace("{", "").replace("}", "").replace("-", "_").split("/")
+    words = (
+        _CONVERTOR.sub("}", op.path)
+        .strip("/")
+        .replace("{", "")
+        .replace("}", "")
+        .replace("-", "_")
+        .split("/")
+    )
     return "_".join([op.method.lower(), *words])
 
 
-def _path_params(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+# A Starlette convertor in a route's path (`{message_id:uuid}`): not part of an OpenAPI path.
+_CONVERTOR = re.compile(r":\w+}")
+
+
+def _path_params(path: str) -> list[tuple[str, str]]:
+    """(name, convertor) of each path parameter; convertor "" when none."""
+    params = []
+    for part in path.split("/"):
+        if part.startswith("{"):
+            name, _, convertor = part[1:-1].partition(":")
+            params.append((name, convertor))
+    return params
+
+
+def _path_schema(convertor: str) -> dict[str, Any]:
+    if convertor == "uuid":
+        return {"type": "string", "format": "uuid"}
+    return {"type": "string"}

@@ -77,7 +77,7 @@ async def edit(request: Request) -> Response:
     svc = services(request)
     ensure_accepting(svc)
     data = await body(request, EditMessage)
-    message = await svc.messaging.edit(who, request.path_params["message_id"], data.content)
+    message = await svc.messaging.edit(who, str(request.path_params["message_id"]), data.content)
     return json(message)
 
 
@@ -85,7 +85,7 @@ async def delete(request: Request) -> Response:
     who = await caller(request)
     svc = services(request)
     ensure_accepting(svc)
-    await svc.messaging.delete(who, request.path_params["message_id"])
+    await svc.messaging.delete(who, str(request.path_params["message_id"]))
     return Response(status_code=204)
 
 
@@ -123,6 +123,8 @@ routes = [
     Route("/api/messages/send", send, methods=["POST"]),
     Route("/api/messages/{message_id}/read", mark_read, methods=["POST"]),
     Route("/api/messages/{conversation_id}", history, methods=["GET"]),
-    Route("/api/messages/{message_id}", edit, methods=["PATCH"]),
-    Route("/api/messages/{message_id}", delete, methods=["DELETE"]),
+    # Message ids are UUIDs: the convertor keeps these off other paths, so DELETE on
+    # /api/messages/send still answers 405, not "message not found".
+    Route("/api/messages/{message_id:uuid}", edit, methods=["PATCH"]),
+    Route("/api/messages/{message_id:uuid}", delete, methods=["DELETE"]),
 ]
