@@ -504,12 +504,23 @@ class MessageStore:
         now = now_ms()
         async with self.db.transaction() as tx:
             row = await tx.fetchrow(
-                "SELECT conversation_id FROM messages WHERE id = ? AND deleted_at IS NULL",
+                "SELECT conversation_id, attachments FROM messages "
+                "WHERE id = ? AND deleted_at IS NULL",
                 message_id,
             )
             if row is None:
                 return None
             seq = await self._take_seq(tx, row[0], now)
+            attached = [a["id"] for a in json.loads(row[1]) if "id" in a] if row[1] else []
+            for attachment_id in attached:
+                # No longer downloadable (not uploaded) nor attached, and old enough for the
+                # attachment sweeper, which removes the row and then the bytes.
+                await tx.execute(
+                    "UPDATE attachments SET uploaded_at = NULL, claimed_at = NULL, "
+                    "claim_ref = NULL, message_id = NULL, created_at = 0 "
+                    "WHERE id = ? AND kind = 'message'",
+                    attachment_id,
+                )
             await tx.execute(
                 "UPDATE messages SET content = '', attachments = NULL, deleted_at = ? WHERE id = ?",
                 now,
