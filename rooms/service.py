@@ -27,11 +27,19 @@ from rooms.views import change_frame, message_view
 from rooms.writer import MessageWriter
 from schemas.codec import encode
 from schemas.frames import ReadFrame, TypingFrame
-from schemas.messages import Conversation, ConversationPage, Message, MessagePage, Presence
+from schemas.messages import (
+    BlockList,
+    Conversation,
+    ConversationPage,
+    Message,
+    MessagePage,
+    Presence,
+)
 from state.cache import Cache
 from state.ratelimit import RateLimiter
 from storage.db import DatabaseUnavailable
 from storage.messages import (
+    BlockStore,
     ConversationRow,
     MessageStore,
     NewMessage,
@@ -57,6 +65,7 @@ class Messaging:
         *,
         store: MessageStore,
         directory: UserStore,
+        blocks: BlockStore,
         batch_max: int,
         rooms: RoomRegistry,
         broker: Broker,
@@ -73,6 +82,9 @@ class Messaging:
     ) -> None:
         self.store = store
         self.directory = directory
+        self.blocks = blocks
+        # Whether a conversation is direct never changes: cached for good (bounded).
+        self._direct: OrderedDict[str, bool] = OrderedDict()
         # The writer reports each committed batch back here (list invalidation, unread
         # counts), so the service owns it rather than being linked to it after the fact.
         self.writer = MessageWriter(
@@ -230,6 +242,8 @@ class Messaging:
                     retry_after,
                 )
         key = direct_key(people[0], people[1]) if len(people) == 2 and not title else None
+        if key is not None and await self.blocks.is_blocked_by(caller.user_id, people):
+            raise Forbidden("you cannot open a conversation with this user", code="blocked")
         conversation_id, created = await self.store.create_conversation(
             caller.user_id, people, title, dict(metadata) if metadata else None, key
         )
@@ -309,7 +323,11 @@ class Messaging:
         if "\x00" in content:
             # PostgreSQL text cannot hold NUL; refused the same way on every backend.
             raise Invalid("content must not contain NUL characters")
-        await self.require_member(caller.user_id, conversation_id)
+        members = await self.require_member(caller.user_id, conversation_id)
+        if await self._is_direct(conversation_id) and await self.blocks.is_blocked_by(
+            caller.user_id, sorted(members - {caller.user_id})
+        ):
+            raise Forbidden("you cannot write to this user", code="blocked")
         if self.rate_per_minute:
             retry_after = await self.limiter.hit(
                 f"msg:{caller.user_id}", self.rate_per_minute, 60.0
@@ -388,6 +406,29 @@ class Messaging:
                 break
             del self._typing_relayed[oldest_key]
         return True
+
+    async def _is_direct(self, conversation_id: str) -> bool:
+        direct = self._direct.get(conversation_id)
+        if direct is None:
+            info = await self.store.conversation_info(conversation_id)
+            direct = info is not None and info.direct
+            self._direct[conversation_id] = direct
+            if len(self._direct) > _PARTICIPANT_CACHE:
+                self._direct.popitem(last=False)
+        return direct
+
+    # ---- blocks ---------------------------------------------------------------------
+
+    async def block(self, caller: Caller, user_id: str) -> None:
+        if user_id == caller.user_id:
+            raise Invalid("you cannot block yourself")
+        await self.blocks.block(caller.user_id, user_id)
+
+    async def unblock(self, caller: Caller, user_id: str) -> None:
+        await self.blocks.unblock(caller.user_id, user_id)
+
+    async def blocked(self, caller: Caller) -> BlockList:
+        return BlockList(items=await self.blocks.blocked(caller.user_id))
 
     # ---- edits and deletions -------------------------------------------------------
 

@@ -65,6 +65,14 @@ class AddParticipants(Base, kw_only=True, forbid_unknown_fields=True):
     share_history: bool = False
 
 
+class BlockUser(Base, kw_only=True, forbid_unknown_fields=True):
+    user_id: Id
+
+
+class BlockList(Base, kw_only=True):
+    items: list[str]
+
+
 class ReadReceipt(Base, kw_only=True):
     conversation_id: str
     user_id: str

@@ -40,7 +40,7 @@ from state.tickets import MemoryTicketStore, TicketStore
 from storage.attachments import AttachmentStore
 from storage.db import Database, open_database
 from storage.email import EmailStore
-from storage.messages import MessageStore
+from storage.messages import BlockStore, MessageStore
 from storage.migrations import migrate
 from storage.objects import ObjectStore, open_objects
 from storage.users import UserStore
@@ -213,6 +213,7 @@ async def build(settings: Settings) -> Services:
     messaging = Messaging(
         store=store,
         directory=UserStore(db),
+        blocks=BlockStore(db),
         batch_max=settings.message_batch_max,
         rooms=rooms,
         broker=state.broker,

@@ -682,6 +682,45 @@ class MessageStore:
         return {r[0]: int(r[1]) for r in rows}
 
 
+class BlockStore:
+    """Who blocked whom."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def block(self, user_id: str, blocked_id: str) -> None:
+        await self.db.execute(
+            "INSERT INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (user_id, blocked_id) DO NOTHING",
+            user_id,
+            blocked_id,
+            now_ms(),
+        )
+
+    async def unblock(self, user_id: str, blocked_id: str) -> None:
+        await self.db.execute(
+            "DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?", user_id, blocked_id
+        )
+
+    async def blocked(self, user_id: str) -> list[str]:
+        rows = await self.db.fetch(
+            "SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY blocked_id", user_id
+        )
+        return [row[0] for row in rows]
+
+    async def is_blocked_by(self, user_id: str, others: Sequence[str]) -> bool:
+        """True if any of `others` blocked `user_id`."""
+        if not others:
+            return False
+        marks = ", ".join("?" for _ in others)
+        row = await self.db.fetchrow(
+            f"SELECT 1 FROM blocks WHERE blocked_id = ? AND user_id IN ({marks}) LIMIT 1",
+            user_id,
+            *others,
+        )
+        return row is not None
+
+
 class _NothingChanged(Exception):
     pass
 

@@ -1,4 +1,5 @@
-"""/api/messages: conversations, history, sending and read positions."""
+"""/api/messages: conversations, history, sending, edits, members and read positions;
+/api/users/me/blocks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from base.errors import Forbidden
-from schemas.messages import AddParticipants, CreateConversation, EditMessage, SendMessage
+from schemas.messages import (
+    AddParticipants,
+    BlockUser,
+    CreateConversation,
+    EditMessage,
+    SendMessage,
+)
 from server.http import body, caller, ensure_accepting, int_param, json, services
 
 # A page is bounded so one request cannot read a whole history at once.
@@ -106,6 +113,24 @@ async def remove_participant(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def block(request: Request) -> Response:
+    who = await caller(request)
+    data = await body(request, BlockUser)
+    await services(request).messaging.block(who, data.user_id)
+    return Response(status_code=204)
+
+
+async def unblock(request: Request) -> Response:
+    who = await caller(request)
+    await services(request).messaging.unblock(who, request.path_params["user_id"])
+    return Response(status_code=204)
+
+
+async def blocks(request: Request) -> Response:
+    who = await caller(request)
+    return json(await services(request).messaging.blocked(who))
+
+
 routes = [
     Route("/api/messages/conversations", create_conversation, methods=["POST"]),
     Route("/api/messages/conversations", list_conversations, methods=["GET"]),
@@ -121,6 +146,9 @@ routes = [
         methods=["DELETE"],
     ),
     Route("/api/messages/send", send, methods=["POST"]),
+    Route("/api/users/me/blocks", block, methods=["POST"]),
+    Route("/api/users/me/blocks", blocks, methods=["GET"]),
+    Route("/api/users/me/blocks/{user_id}", unblock, methods=["DELETE"]),
     Route("/api/messages/{message_id}/read", mark_read, methods=["POST"]),
     Route("/api/messages/{conversation_id}", history, methods=["GET"]),
     # Message ids are UUIDs: the convertor keeps these off other paths, so DELETE on

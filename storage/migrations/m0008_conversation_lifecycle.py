@@ -7,6 +7,8 @@ A change row holds no content: an edit is replayed with the message as it is now
 later deletion leaves no copy of the removed text behind.
 
 `messages.edited_at` / `messages.deleted_at`: the current state that history shows.
+`blocks`: who blocked whom. A blocked user cannot open or write in a direct conversation
+with the blocker.
 `participants.joined_seq`: the seq before which a member added without shared history
 sees nothing (0: everything).
 """
@@ -26,4 +28,10 @@ STATEMENTS = [
     "ALTER TABLE messages ADD COLUMN edited_at BIGINT",
     "ALTER TABLE messages ADD COLUMN deleted_at BIGINT",
     "ALTER TABLE participants ADD COLUMN joined_seq BIGINT NOT NULL DEFAULT 0",
+    """CREATE TABLE blocks (
+        user_id TEXT NOT NULL,
+        blocked_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (user_id, blocked_id)
+    )""",
 ]
