@@ -256,6 +256,8 @@ class RawWebSocket:
                 opcode = data[offset] & 0x0F
                 length = data[offset + 1] & 0x7F
                 start = offset + 2
+                if start + {126: 2, 127: 8}.get(length, 0) > len(data):
+                    break  # the extended length is not all here yet: read more
                 if length == 126:
                     (length,) = struct.unpack("!H", data[start : start + 2])
                     start += 2
