@@ -575,6 +575,11 @@ class Messaging:
             except DatabaseUnavailable as exc:
                 raise Unavailable("storage unavailable") from exc
         await self.rooms.join(conversation_id, session, since, floor)
+        if session.user_id not in await self.members(conversation_id):
+            # Removed while joining, after the room forwarded the removal: the membership
+            # notice precedes the member event, so this check catches what the room missed.
+            self.rooms.leave(conversation_id, session)
+            raise NotFound("conversation not found")
 
     async def presence(self, caller: Caller, conversation_id: str) -> Presence:
         """Who is online now (members only); the list a large room's frames leave out."""
