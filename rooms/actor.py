@@ -24,11 +24,16 @@ from rooms import metrics
 from rooms.broker import Broker, conversation_channel
 from rooms.frames import Outgoing
 from rooms.session import Session
-from rooms.views import message_frame
+from rooms.views import timeline_frame
 from schemas.codec import encode, event_head_decoder
-from schemas.frames import PresenceChange, PresenceFrame, Subscribed, TypingFrame
+from schemas.frames import PresenceChange, PresenceFrame, Subscribed, TypingFrame, Unsubscribed
 from state.presence import PresenceTracker
-from storage.messages import MessageStore
+from storage.messages import MessageStore, StoredChange
+
+# Events that take a seq of their own: forwarded once each, in order, gaps read from storage.
+_CHANGES = frozenset({"message_updated", "message_deleted", "member"})
+# Member actions that end a user's membership: their sessions here stop receiving at once.
+_ENDED = frozenset({"removed", "left"})
 
 log = logging.getLogger("pitchey.rooms")
 
@@ -42,6 +47,8 @@ class Join:
 
     session: Session
     since: int | None
+    # A member added without shared history: nothing at or below this seq is replayed.
+    floor: int = 0
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -219,11 +226,11 @@ class Room:
                 # Bounded by last_seq: anything newer reaches this session as a live event.
                 try:
                     stored = await self._bounded(
-                        self._store.messages(
+                        self._store.timeline(
                             self.conversation_id,
                             after=join.since,
                             before=self.last_seq + 1,
-                            limit=missing,
+                            floor=join.floor,
                         )
                     )
                 except Exception as exc:
@@ -241,7 +248,8 @@ class Room:
                     return
                 if join.done.done():
                     return  # abandoned while we read
-                replay = [Outgoing(message_frame(m)) for m in stored]
+                # Messages and changes (edits, deletions, members) in seq order.
+                replay = [Outgoing(timeline_frame(m)) for m in stored]
                 if not session.can_take(len(replay), sum(len(f.payload) for f in replay)):
                     # Sending it would overflow the session's queue and disconnect it:
                     # the client pages this gap over REST instead.
@@ -316,8 +324,12 @@ class Room:
         except msgspec.DecodeError:
             log.warning("undecodable event on %s dropped", self.channel)
             return
+        seq: int | None = None
         if head.type == "message" and head.message is not None:
             seq = head.message.seq
+        elif head.type in _CHANGES:
+            seq = head.seq
+        if seq is not None:
             if seq <= self.last_seq:
                 return  # already forwarded (a repeat from replay or another path)
             if seq > self.last_seq + 1:
@@ -325,8 +337,11 @@ class Room:
                 if seq <= self.last_seq:
                     return
             self.last_seq = seq
-            # A message ends its sender's typing state.
-            self._typing.pop(head.message.sender_id, None)
+            if head.type == "message" and head.message is not None:
+                # A message ends its sender's typing state.
+                self._typing.pop(head.message.sender_id, None)
+            elif head.type == "member" and head.user_id and head.action in _ENDED:
+                await self._end_membership(head.user_id, head.action)
         elif head.type == "presence_change":
             if head.user_id is not None:
                 if head.online:
@@ -350,20 +365,30 @@ class Room:
             if up_to <= self.last_seq:
                 return
             stored = await self._bounded(
-                self._store.messages(
-                    self.conversation_id,
-                    after=self.last_seq,
-                    before=up_to + 1,
-                    limit=up_to - self.last_seq,
-                )
+                self._store.timeline(self.conversation_id, after=self.last_seq, before=up_to + 1)
             )
         except Exception:
             log.warning("room %s could not read missed messages", self.conversation_id)
             return
-        for message in stored:
-            if message.seq == self.last_seq + 1:
-                self.last_seq = message.seq
-                self._fanout(Outgoing(message_frame(message)))
+        for item in stored:
+            if item.seq == self.last_seq + 1:
+                self.last_seq = item.seq
+                if (
+                    isinstance(item, StoredChange)
+                    and item.kind == "member"
+                    and item.user_id
+                    and item.action in _ENDED
+                ):
+                    await self._end_membership(item.user_id, item.action)
+                self._fanout(Outgoing(timeline_frame(item)))
+
+    async def _end_membership(self, user_id: str, action: str) -> None:
+        """A member was removed (or left): their sessions here are unsubscribed before the
+        event goes out, so nothing of the conversation reaches them from this seq on."""
+        frame = Outgoing(encode(Unsubscribed(conversation_id=self.conversation_id, reason=action)))
+        for session in [s for s in self.sessions if s.user_id == user_id]:
+            await self._leave(session)
+            session.send(frame)
 
     def _fanout(self, frame: Outgoing) -> None:
         # One encoded frame for every session; a full queue closes that session only.

@@ -40,6 +40,11 @@ def user_channel(user_id: str) -> str:
     return f"u:{user_id}"
 
 
+# Every process listens here: a conversation id published on it means "its members changed,
+# forget what you cached".
+MEMBERSHIP_CHANNEL = "members"
+
+
 class MemoryBroker:
     """In-process fan-out: a dict of sets of handlers (as encode/broadcaster's memory backend)."""
 

@@ -63,7 +63,9 @@ class RoomRegistry:
         if self.rooms.get(room.conversation_id) is room:
             del self.rooms[room.conversation_id]
 
-    async def join(self, conversation_id: str, session: Session, since: int | None) -> None:
+    async def join(
+        self, conversation_id: str, session: Session, since: int | None, floor: int = 0
+    ) -> None:
         """Subscribe a session; returns once `subscribed` (and any replay) is queued.
 
         Raises `Unavailable` when the room cannot answer (storage down) or does not answer
@@ -71,7 +73,7 @@ class RoomRegistry:
         """
         deadline = asyncio.get_running_loop().time() + self._join_timeout
         for _ in range(3):
-            join = Join(session, since)
+            join = Join(session, since, floor)
             self._room(conversation_id).post(join)
             try:
                 # On timeout this cancels `join.done`, which tells the room to skip the join.

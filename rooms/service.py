@@ -13,27 +13,37 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from base.clock import iso
-from base.errors import Invalid, NotFound, RateLimited, Unavailable
+from base.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unavailable
 from base.identity import Caller
 from rooms import metrics
-from rooms.broker import Broker, conversation_channel
+from rooms.broker import MEMBERSHIP_CHANNEL, Broker, conversation_channel
 from rooms.registry import RoomRegistry
 from rooms.session import Session
-from rooms.views import message_view
+from rooms.views import change_frame, message_view
 from rooms.writer import MessageWriter
 from schemas.codec import encode
 from schemas.frames import ReadFrame, TypingFrame
-from schemas.messages import Conversation, ConversationPage, Message, MessagePage, Presence
+from schemas.messages import (
+    BlockList,
+    Conversation,
+    ConversationPage,
+    Message,
+    MessagePage,
+    Presence,
+)
 from state.cache import Cache
 from state.ratelimit import RateLimiter
 from storage.db import DatabaseUnavailable
 from storage.messages import (
+    BlockStore,
     ConversationRow,
     MessageStore,
     NewMessage,
+    StoredChange,
     StoredMessage,
     direct_key,
 )
@@ -41,8 +51,11 @@ from storage.users import UserStore
 
 log = logging.getLogger("pitchey.messaging")
 
-# Participants never change after creation, so membership can be cached for good;
-# the bound only caps memory.
+T = TypeVar("T")
+
+# Membership is cached until it changes: a change is published on MEMBERSHIP_CHANNEL and
+# every process forgets that conversation (all of them after a broker reconnect, since
+# such a notice may have been missed). The bound only caps memory.
 _PARTICIPANT_CACHE = 100_000
 
 
@@ -52,6 +65,7 @@ class Messaging:
         *,
         store: MessageStore,
         directory: UserStore,
+        blocks: BlockStore,
         batch_max: int,
         rooms: RoomRegistry,
         broker: Broker,
@@ -63,10 +77,14 @@ class Messaging:
         create_rate_per_minute: int = 0,
         max_participants: int = 1000,
         typing_interval: float = 0.0,
+        edit_window: float = 172_800.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.directory = directory
+        self.blocks = blocks
+        # Whether a conversation is direct never changes: cached for good (bounded).
+        self._direct: OrderedDict[str, bool] = OrderedDict()
         # The writer reports each committed batch back here (list invalidation, unread
         # counts), so the service owns it rather than being linked to it after the fact.
         self.writer = MessageWriter(
@@ -82,6 +100,7 @@ class Messaging:
         self.create_rate_per_minute = create_rate_per_minute
         self.max_participants = max_participants
         self.typing_interval = typing_interval
+        self.edit_window = edit_window
         self._clock = clock
         # (user, conversation) -> when its last typing frame was relayed, oldest first.
         self._typing_relayed: OrderedDict[tuple[str, str], float] = OrderedDict()
@@ -95,6 +114,17 @@ class Messaging:
     def start(self) -> None:
         self.writer.start()
         self._users_task = asyncio.create_task(self._write_users(), name="user-directory")
+
+    async def listen(self) -> None:
+        """Hear of membership changes made on any process (after the broker started)."""
+        await self.broker.subscribe(MEMBERSHIP_CHANNEL, self._on_membership_changed)
+
+    def _on_membership_changed(self, payload: bytes) -> None:
+        self._members.pop(payload.decode(errors="replace"), None)
+
+    def forget_members(self) -> None:
+        """After a broker reconnect: a membership notice may have been missed meanwhile."""
+        self._members.clear()
 
     async def stop(self) -> None:
         # The writer first: it flushes what is queued, so every acknowledged message is stored.
@@ -171,6 +201,14 @@ class Messaging:
                     self._members.popitem(last=False)
         return members
 
+    async def _membership_changed(self, conversation_id: str) -> None:
+        self._members.pop(conversation_id, None)
+        try:
+            await self.broker.publish(MEMBERSHIP_CHANNEL, conversation_id.encode())
+        except Exception:
+            # Stored is what counts; the other processes' rooms still hear the member event.
+            log.warning("membership change of %s not announced", conversation_id)
+
     async def require_member(self, user_id: str, conversation_id: str) -> frozenset[str]:
         members = await self.members(conversation_id)
         if user_id not in members:
@@ -204,6 +242,8 @@ class Messaging:
                     retry_after,
                 )
         key = direct_key(people[0], people[1]) if len(people) == 2 and not title else None
+        if key is not None and await self.blocks.is_blocked_by(caller.user_id, people):
+            raise Forbidden("you cannot open a conversation with this user", code="blocked")
         conversation_id, created = await self.store.create_conversation(
             caller.user_id, people, title, dict(metadata) if metadata else None, key
         )
@@ -254,8 +294,10 @@ class Messaging:
         limit: int,
     ) -> MessagePage:
         await self.require_member(caller.user_id, conversation_id)
+        # A member added without shared history sees the conversation from their join on.
+        floor = await self.store.joined_seq(conversation_id, caller.user_id)
         rows = await self.store.messages(
-            conversation_id, after=after, before=before, limit=limit + 1
+            conversation_id, after=after, before=before, limit=limit + 1, floor=floor
         )
         more = len(rows) > limit
         if more:
@@ -281,7 +323,11 @@ class Messaging:
         if "\x00" in content:
             # PostgreSQL text cannot hold NUL; refused the same way on every backend.
             raise Invalid("content must not contain NUL characters")
-        await self.require_member(caller.user_id, conversation_id)
+        members = await self.require_member(caller.user_id, conversation_id)
+        if await self._is_direct(conversation_id) and await self.blocks.is_blocked_by(
+            caller.user_id, sorted(members - {caller.user_id})
+        ):
+            raise Forbidden("you cannot write to this user", code="blocked")
         if self.rate_per_minute:
             retry_after = await self.limiter.hit(
                 f"msg:{caller.user_id}", self.rate_per_minute, 60.0
@@ -361,11 +407,179 @@ class Messaging:
             del self._typing_relayed[oldest_key]
         return True
 
+    async def _is_direct(self, conversation_id: str) -> bool:
+        direct = self._direct.get(conversation_id)
+        if direct is None:
+            info = await self.store.conversation_info(conversation_id)
+            direct = info is not None and info.direct
+            self._direct[conversation_id] = direct
+            if len(self._direct) > _PARTICIPANT_CACHE:
+                self._direct.popitem(last=False)
+        return direct
+
+    # ---- blocks ---------------------------------------------------------------------
+
+    async def block(self, caller: Caller, user_id: str) -> None:
+        if user_id == caller.user_id:
+            raise Invalid("you cannot block yourself")
+        await self.blocks.block(caller.user_id, user_id)
+
+    async def unblock(self, caller: Caller, user_id: str) -> None:
+        await self.blocks.unblock(caller.user_id, user_id)
+
+    async def blocked(self, caller: Caller) -> BlockList:
+        return BlockList(items=await self.blocks.blocked(caller.user_id))
+
+    # ---- edits and deletions -------------------------------------------------------
+
+    async def _own_message(self, caller: Caller, message_id: str) -> StoredMessage:
+        """The message, if the caller may see it; 404 otherwise (as for outsiders)."""
+        try:
+            message = await self.store.message(message_id)
+        except DatabaseUnavailable as exc:
+            raise Unavailable("storage unavailable") from exc
+        if message is None:
+            raise NotFound("message not found")
+        if caller.role != "admin":
+            members = await self.members(message.conversation_id)
+            if caller.user_id not in members:
+                raise NotFound("message not found")
+        return message
+
+    async def edit(self, caller: Caller, message_id: str, content: str) -> Message:
+        if len(content) > self.max_chars:
+            raise Invalid(f"content is longer than {self.max_chars} characters")
+        if not content.strip():
+            raise Invalid("content must not be blank")
+        if "\x00" in content:
+            raise Invalid("content must not contain NUL characters")
+        message = await self._own_message(caller, message_id)
+        if message.sender_id != caller.user_id:
+            raise Forbidden("only the sender may edit a message")
+        if message.deleted_at is not None:
+            raise Conflict("the message was deleted", code="message_deleted")
+        if self.edit_window and time.time() * 1000 - message.created_at > self.edit_window * 1000:
+            raise Conflict(
+                f"messages can be edited for {self.edit_window:g} seconds after sending",
+                code="edit_window_closed",
+            )
+        if self.rate_per_minute:
+            # Edits fan out like messages: the same budget.
+            retry_after = await self.limiter.hit(
+                f"msg:{caller.user_id}", self.rate_per_minute, 60.0
+            )
+            if retry_after:
+                metrics.rate_limited.labels("messages").inc()
+                raise RateLimited(
+                    f"more than {self.rate_per_minute} messages per minute", retry_after
+                )
+        change = await self._write(self.store.edit_message(message_id, content))
+        if change is None or change.message is None:
+            raise Conflict("the message was deleted", code="message_deleted")
+        await self._announce(change)
+        return message_view(change.message)
+
+    async def delete(self, caller: Caller, message_id: str) -> None:
+        """The sender or an admin; deleting twice is not an error (the first one counted)."""
+        message = await self._own_message(caller, message_id)
+        if message.sender_id != caller.user_id and caller.role != "admin":
+            raise Forbidden("only the sender or an admin may delete a message")
+        if message.deleted_at is not None:
+            return
+        change = await self._write(self.store.delete_message(message_id, caller.user_id))
+        if change is not None:
+            await self._announce(change)
+
+    async def _write(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except LookupError as exc:
+            raise NotFound("conversation not found") from exc
+        except DatabaseUnavailable as exc:
+            raise Unavailable("storage unavailable, change not stored") from exc
+
+    async def _announce(self, change: StoredChange) -> None:
+        """After the commit: lists (last message, unread) are stale, rooms hear the event."""
+        members = await self.members(change.conversation_id)
+        users = set(members)
+        if change.user_id:
+            users.add(change.user_id)
+        await self._invalidate_lists(sorted(users))
+        try:
+            await self.broker.publish(
+                conversation_channel(change.conversation_id), change_frame(change)
+            )
+        except Exception:
+            # Rooms that miss it find the gap at the next event and read storage.
+            log.warning("change %d of %s not published", change.seq, change.conversation_id)
+
+    # ---- members ------------------------------------------------------------------
+
+    async def add_participants(
+        self, caller: Caller, conversation_id: str, user_ids: Sequence[str], share_history: bool
+    ) -> Conversation:
+        members = await self.require_member(caller.user_id, conversation_id)
+        info = await self.store.conversation_info(conversation_id)
+        if info is None:
+            raise NotFound("conversation not found")
+        if info.direct:
+            raise Conflict(
+                "a direct conversation cannot gain members; create a group conversation",
+                code="direct_conversation",
+            )
+        new = sorted(set(user_ids) - members)
+        if len(members) + len(new) > self.max_participants:
+            raise Invalid(
+                f"a conversation has at most {self.max_participants} participants;"
+                f" {len(members) + len(new)} with these"
+            )
+        if new:
+            changes = await self._write(
+                self.store.add_participants(conversation_id, new, caller.user_id, share_history)
+            )
+            await self._membership_changed(conversation_id)
+            for change in changes:
+                await self._announce(change)
+        row = await self.store.conversation(conversation_id, caller.user_id)
+        if row is None:
+            raise NotFound("conversation not found")
+        return _conversation(row)
+
+    async def remove_participant(self, caller: Caller, conversation_id: str, user_id: str) -> None:
+        """Leave (yourself) or remove someone (the conversation's creator only)."""
+        members = await self.require_member(caller.user_id, conversation_id)
+        info = await self.store.conversation_info(conversation_id)
+        if info is None:
+            raise NotFound("conversation not found")
+        if user_id != caller.user_id and info.created_by != caller.user_id:
+            raise Forbidden("only the conversation's creator may remove others")
+        if user_id not in members:
+            raise NotFound("not a participant of this conversation")
+        if info.direct:
+            raise Conflict("nobody can leave a direct conversation", code="direct_conversation")
+        change = await self._write(
+            self.store.remove_participant(conversation_id, user_id, caller.user_id)
+        )
+        await self._membership_changed(conversation_id)
+        if change is not None:
+            await self._announce(change)
+
     # ---- subscriptions --------------------------------------------------------
 
     async def subscribe(self, session: Session, conversation_id: str, since: int | None) -> None:
         await self.require_member(session.user_id, conversation_id)
-        await self.rooms.join(conversation_id, session, since)
+        floor = 0
+        if since is not None:
+            try:
+                floor = await self.store.joined_seq(conversation_id, session.user_id)
+            except DatabaseUnavailable as exc:
+                raise Unavailable("storage unavailable") from exc
+        await self.rooms.join(conversation_id, session, since, floor)
+        if session.user_id not in await self.members(conversation_id):
+            # Removed while joining, after the room forwarded the removal: the membership
+            # notice precedes the member event, so this check catches what the room missed.
+            self.rooms.leave(conversation_id, session)
+            raise NotFound("conversation not found")
 
     async def presence(self, caller: Caller, conversation_id: str) -> Presence:
         """Who is online now (members only); the list a large room's frames leave out."""
@@ -393,7 +607,7 @@ def _conversation(row: ConversationRow) -> Conversation:
         participant_ids=row.participant_ids,
         created_at=iso(row.created_at),
         last_message=message_view(row.last_message) if row.last_message else None,
-        unread_count=max(0, row.last_seq - row.read_seq),
+        unread_count=row.unread,
         metadata=row.metadata,
     )
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from base.clock import iso
 from rooms.broker import Broker, conversation_channel
 from schemas.codec import encode
-from schemas.frames import MessageFrame, PresenceChange
+from schemas.frames import MemberFrame, MessageDeleted, MessageFrame, MessageUpdated, PresenceChange
 from schemas.messages import Message
-from storage.messages import StoredMessage
+from storage.messages import StoredChange, StoredMessage
 
 
 def message_view(stored: StoredMessage) -> Message:
@@ -20,11 +22,49 @@ def message_view(stored: StoredMessage) -> Message:
         created_at=iso(stored.created_at),
         client_msg_id=stored.client_msg_id,
         attachments=stored.attachments,
+        edited_at=iso(stored.edited_at) if stored.edited_at is not None else msgspec.UNSET,
+        deleted=True if stored.deleted_at is not None else msgspec.UNSET,
     )
 
 
 def message_frame(stored: StoredMessage) -> bytes:
     return encode(MessageFrame(message=message_view(stored)))
+
+
+def change_frame(change: StoredChange) -> bytes:
+    """The frame of a change, live or replayed. An edit shows the message as it is now:
+    replaying an edit of a message deleted since shows the deletion, never the old text."""
+    if change.kind == "edit" and change.message is not None:
+        return encode(
+            MessageUpdated(
+                conversation_id=change.conversation_id,
+                seq=change.seq,
+                message=message_view(change.message),
+            )
+        )
+    if change.kind in ("edit", "delete"):
+        return encode(
+            MessageDeleted(
+                conversation_id=change.conversation_id,
+                seq=change.seq,
+                message_id=change.message_id or "",
+            )
+        )
+    return encode(
+        MemberFrame(
+            conversation_id=change.conversation_id,
+            seq=change.seq,
+            user_id=change.user_id or "",
+            action=change.action or "",
+            by=change.actor or "",
+        )
+    )
+
+
+def timeline_frame(item: StoredMessage | StoredChange) -> bytes:
+    if isinstance(item, StoredChange):
+        return change_frame(item)
+    return message_frame(item)
 
 
 class OfflineAnnouncer:

@@ -69,10 +69,35 @@ class Subscribed(ServerFrame, tag="subscribed", kw_only=True):
 
 class Unsubscribed(ServerFrame, tag="unsubscribed", kw_only=True):
     conversation_id: str
+    # Only when the server ended the subscription: "removed" or "left" (membership ended).
+    reason: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class MessageFrame(ServerFrame, tag="message", kw_only=True):
     message: Message
+
+
+class MessageUpdated(ServerFrame, tag="message_updated", kw_only=True):
+    """A message was edited; `seq` is the edit's own place in the conversation,
+    `message` the message as it is now (its own `seq` unchanged)."""
+
+    conversation_id: str
+    seq: int
+    message: Message
+
+
+class MessageDeleted(ServerFrame, tag="message_deleted", kw_only=True):
+    conversation_id: str
+    seq: int
+    message_id: str
+
+
+class MemberFrame(ServerFrame, tag="member", kw_only=True):
+    conversation_id: str
+    seq: int
+    user_id: str
+    action: str  # "added" | "removed" | "left"
+    by: str
 
 
 class Ack(ServerFrame, tag="ack", kw_only=True):
@@ -140,6 +165,10 @@ class EventHead(msgspec.Struct, rename="camel"):
     is_typing: bool | None = None
     online: bool | None = None
     message: MessageHead | None = None
+    # The seq of a change (message_updated, message_deleted, member); a message's is in
+    # `message`.
+    seq: int | None = None
+    action: str | None = None
 
 
 class MessageHead(msgspec.Struct, rename="camel"):

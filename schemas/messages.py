@@ -26,6 +26,9 @@ class Message(Base, kw_only=True):
     created_at: str
     client_msg_id: str | None = None
     attachments: list[dict[str, Any]] | None = None
+    # Left out of messages never edited or deleted, so their shape is as it always was.
+    edited_at: str | msgspec.UnsetType = msgspec.UNSET
+    deleted: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class Conversation(Base, kw_only=True):
@@ -50,6 +53,24 @@ class SendMessage(Base, kw_only=True):
     sender_id: Id | None = None
     client_msg_id: ClientMsgId | None = None
     attachment_ids: list[Id] | None = None
+
+
+class EditMessage(Base, kw_only=True, forbid_unknown_fields=True):
+    content: Annotated[str, Meta(min_length=1)]
+
+
+class AddParticipants(Base, kw_only=True, forbid_unknown_fields=True):
+    user_ids: Annotated[list[Id], Meta(min_length=1, max_length=5000)]
+    # False: the new members see the conversation from their join on.
+    share_history: bool = False
+
+
+class BlockUser(Base, kw_only=True, forbid_unknown_fields=True):
+    user_id: Id
+
+
+class BlockList(Base, kw_only=True):
+    items: list[str]
 
 
 class ReadReceipt(Base, kw_only=True):

@@ -232,6 +232,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # set it when the service has a host of its own (https://comms.example.com).
     public_url: str = ""
 
+    # ---- Conversation lifecycle (edits, deletions, members) ----
+    # How long after sending a message its sender may edit it (seconds; 0: always).
+    message_edit_window: Annotated[float, Meta(ge=0)] = 172_800.0
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")

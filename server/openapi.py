@@ -8,6 +8,7 @@ the running server against the result.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -28,7 +29,9 @@ _ERRORS = {
     401: "Missing or invalid bearer token",
     403: "The token's role may not use this route",
     404: "Not found, or not yours to see",
-    409: "Conflicts with an earlier request (Idempotency-Key reused with another body)",
+    409: "Conflicts with an earlier request or the current state (Idempotency-Key reused "
+    "with another body; a message edited too late or deleted; a direct conversation)",
+    405: "Method not allowed on this path (a message id that is not a UUID names no message)",
     413: "Body or upload too large",
     415: "Content type not allowed or not matching the bytes",
     422: "A field failed validation",
@@ -158,6 +161,65 @@ OPERATIONS: tuple[Op, ...] = (
         response=msg.Message,
         status=201,
         errors=(400, 401, 403, 404, 422, 429, 503),
+    ),
+    Op(
+        "PATCH",
+        "/api/messages/{message_id:uuid}",
+        "Edit your message within MESSAGE_EDIT_WINDOW (subscribers get message_updated)",
+        "messages",
+        body=msg.EditMessage,
+        response=msg.Message,
+        errors=(401, 403, 404, 405, 409, 422, 429, 503),
+    ),
+    Op(
+        "DELETE",
+        "/api/messages/{message_id:uuid}",
+        "Delete a message (sender or admin): content erased, history shows deleted",
+        "messages",
+        status=204,
+        errors=(401, 403, 404, 405, 503),
+    ),
+    Op(
+        "POST",
+        "/api/messages/conversations/{conversation_id}/participants",
+        "Add members (any participant); shareHistory shows them what came before",
+        "messages",
+        body=msg.AddParticipants,
+        response=msg.Conversation,
+        errors=(401, 404, 409, 422, 503),
+    ),
+    Op(
+        "DELETE",
+        "/api/messages/conversations/{conversation_id}/participants/{user_id}",
+        "Leave (yourself) or remove a member (the creator): their sessions stop at once",
+        "messages",
+        status=204,
+        errors=(401, 403, 404, 409, 503),
+    ),
+    Op(
+        "POST",
+        "/api/users/me/blocks",
+        "Block a user: they cannot open or write in a direct conversation with you",
+        "messages",
+        body=msg.BlockUser,
+        status=204,
+        errors=(401, 422),
+    ),
+    Op(
+        "GET",
+        "/api/users/me/blocks",
+        "The users you blocked",
+        "messages",
+        response=msg.BlockList,
+        errors=(401, 503),
+    ),
+    Op(
+        "DELETE",
+        "/api/users/me/blocks/{user_id}",
+        "Unblock a user",
+        "messages",
+        status=204,
+        errors=(401, 503),
     ),
     Op(
         "POST",
@@ -541,8 +603,8 @@ def build() -> dict[str, Any]:
             "operationId": _operation_id(op),
         }
         parameters: list[dict[str, Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in _path_params(op.path)
+            {"name": name, "in": "path", "required": True, "schema": _path_schema(convertor)}
+            for name, convertor in _path_params(op.path)
         ]
         parameters += [
             {
@@ -611,7 +673,7 @@ def build() -> dict[str, Any]:
                 "content": {"application/json": {"schema": error_ref}},
             }
         operation["responses"] = responses
-        paths.setdefault(op.path, {})[op.method.lower()] = operation
+        paths.setdefault(_CONVERTOR.sub("}", op.path), {})[op.method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {
@@ -631,9 +693,32 @@ def build() -> dict[str, Any]:
 
 
 def _operation_id(op: Op) -> str:
-    words = op.path.strip("/").replace("{", "").replace("}", "").replace("-", "_").split("/")
+    words = (
+        _CONVERTOR.sub("}", op.path)
+        .strip("/")
+        .replace("{", "")
+        .replace("}", "")
+        .replace("-", "_")
+        .split("/")
+    )
     return "_".join([op.method.lower(), *words])
 
 
-def _path_params(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+# A Starlette convertor in a route's path (`{message_id:uuid}`): not part of an OpenAPI path.
+_CONVERTOR = re.compile(r":\w+}")
+
+
+def _path_params(path: str) -> list[tuple[str, str]]:
+    """(name, convertor) of each path parameter; convertor "" when none."""
+    params = []
+    for part in path.split("/"):
+        if part.startswith("{"):
+            name, _, convertor = part[1:-1].partition(":")
+            params.append((name, convertor))
+    return params
+
+
+def _path_schema(convertor: str) -> dict[str, Any]:
+    if convertor == "uuid":
+        return {"type": "string", "format": "uuid"}
+    return {"type": "string"}

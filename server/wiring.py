@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +43,7 @@ from state.tickets import MemoryTicketStore, TicketStore
 from storage.attachments import AttachmentStore
 from storage.db import Database, open_database
 from storage.email import EmailStore
-from storage.messages import MessageStore
+from storage.messages import BlockStore, MessageStore
 from storage.migrations import migrate
 from storage.objects import ObjectStore, open_objects
 from storage.users import UserStore
@@ -217,12 +217,11 @@ async def build(settings: Settings) -> Services:
         io_timeout=settings.room_io_timeout,
         join_timeout=settings.room_join_timeout,
     )
-    await state.broker.start(on_resubscribed=rooms.resync)
-    await state.presence.start()
     users = UserHub(state.broker)
     messaging = Messaging(
         store=store,
         directory=UserStore(db),
+        blocks=BlockStore(db),
         batch_max=settings.message_batch_max,
         rooms=rooms,
         broker=state.broker,
@@ -234,8 +233,18 @@ async def build(settings: Settings) -> Services:
         create_rate_per_minute=settings.conversation_create_rate_per_minute,
         max_participants=settings.conversation_max_participants,
         typing_interval=settings.typing_relay_interval,
+        edit_window=settings.message_edit_window,
     )
+
+    def resubscribed(channels: Sequence[str]) -> None:
+        # Events (and membership notices) published while the broker was away may be lost.
+        rooms.resync(channels)
+        messaging.forget_members()
+
+    await state.broker.start(on_resubscribed=resubscribed)
+    await state.presence.start()
     messaging.start()
+    await messaging.listen()
     # 3. Both buckets, opened once: attachments write them, the email worker reads one.
     message_objects = open_objects(settings, settings.message_attachments_bucket)
     email_objects = open_objects(settings, settings.email_attachments_bucket)

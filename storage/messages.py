@@ -42,6 +42,30 @@ class StoredMessage:
     created_at: int
     client_msg_id: str | None
     attachments: list[dict[str, Any]] | None = None
+    edited_at: int | None = None
+    deleted_at: int | None = None
+
+
+@dataclass(slots=True)
+class StoredChange:
+    """A change that took a seq without being a new message: an edit, a deletion or a
+    member change. `message` is the edited or deleted message as it is now."""
+
+    conversation_id: str
+    seq: int
+    kind: str  # "edit" | "delete" | "member"
+    created_at: int
+    message_id: str | None = None
+    user_id: str | None = None
+    action: str | None = None  # member changes: "added" | "removed" | "left"
+    actor: str | None = None
+    message: StoredMessage | None = None
+
+
+@dataclass(slots=True)
+class ConversationInfo:
+    created_by: str
+    direct: bool
 
 
 @dataclass(slots=True)
@@ -64,6 +88,7 @@ class ConversationRow:
     participant_ids: list[str]
     last_message: StoredMessage | None
     read_seq: int
+    unread: int = 0
 
 
 @dataclass(slots=True)
@@ -76,7 +101,8 @@ class ReadPosition:
 
 
 _MESSAGE_COLUMNS = (
-    "id, conversation_id, seq, sender_id, content, created_at, client_msg_id, attachments"
+    "id, conversation_id, seq, sender_id, content, created_at, client_msg_id, attachments, "
+    "edited_at, deleted_at"
 )
 
 
@@ -90,6 +116,8 @@ def _message(row: Row) -> StoredMessage:
         created_at=int(row[5]),
         client_msg_id=row[6],
         attachments=json.loads(row[7]) if row[7] else None,
+        edited_at=int(row[8]) if row[8] is not None else None,
+        deleted_at=int(row[9]) if row[9] is not None else None,
     )
 
 
@@ -199,6 +227,9 @@ class MessageStore:
             ):
                 message = _message(row)
                 last[message.id] = message
+        unread = await self.unread_counts(
+            user_id, [row[0] for row in rows if int(row[4]) > int(row[6])]
+        )
         return [
             ConversationRow(
                 id=row[0],
@@ -210,6 +241,7 @@ class MessageStore:
                 read_seq=int(row[6]),
                 participant_ids=members[row[0]],
                 last_message=last.get(row[7]) if row[7] else None,
+                unread=unread.get(row[0], 0),
             )
             for row in rows
         ]
@@ -382,10 +414,15 @@ class MessageStore:
         after: int | None = None,
         before: int | None = None,
         limit: int = 50,
+        floor: int = 0,
     ) -> list[StoredMessage]:
-        """Messages in seq order. With `before` only, the newest `limit` before it."""
+        """Messages in seq order. With `before` only, the newest `limit` before it.
+        Nothing at or below `floor` (what a member added without history may not see)."""
         clauses = ["conversation_id = ?"]
         args: list[Any] = [conversation_id]
+        if floor:
+            clauses.append("seq > ?")
+            args.append(floor)
         if after is not None:
             clauses.append("seq > ?")
             args.append(after)
@@ -427,6 +464,283 @@ class MessageStore:
             seq=message.seq,
             changed=changed > 0,
         )
+
+    # ---- changes: edits, deletions, members (each takes the next seq) --------------
+
+    async def _take_seq(self, tx: Any, conversation_id: str, now: int) -> int:
+        """The conversation's next seq, taken under its row lock (as a message's is)."""
+        found = await self._lock_conversations(tx, [conversation_id])
+        if conversation_id not in found:
+            raise LookupError(f"conversation {conversation_id} does not exist")
+        seq = found[conversation_id] + 1
+        await tx.execute("UPDATE conversations SET last_seq = ? WHERE id = ?", seq, conversation_id)
+        return seq
+
+    async def _record(self, tx: Any, change: StoredChange) -> None:
+        await tx.execute(
+            "INSERT INTO conversation_changes (conversation_id, seq, kind, message_id, "
+            "user_id, action, actor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            change.conversation_id,
+            change.seq,
+            change.kind,
+            change.message_id,
+            change.user_id,
+            change.action,
+            change.actor,
+            change.created_at,
+        )
+
+    async def edit_message(self, message_id: str, content: str) -> StoredChange | None:
+        """Replace a message's content; None if it is gone or deleted meanwhile."""
+        now = now_ms()
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                "SELECT conversation_id FROM messages WHERE id = ? AND deleted_at IS NULL",
+                message_id,
+            )
+            if row is None:
+                return None
+            seq = await self._take_seq(tx, row[0], now)
+            await tx.execute(
+                "UPDATE messages SET content = ?, edited_at = ? WHERE id = ?",
+                content,
+                now,
+                message_id,
+            )
+            change = StoredChange(row[0], seq, "edit", now, message_id=message_id)
+            await self._record(tx, change)
+            updated = await tx.fetchrow(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", message_id
+            )
+        assert updated is not None
+        change.message = _message(updated)
+        return change
+
+    async def delete_message(self, message_id: str, actor: str) -> StoredChange | None:
+        """Erase a message's content and attachments (the row stays as a tombstone, so
+        seqs stay gap-free); None if it is gone or was deleted already."""
+        now = now_ms()
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                "SELECT conversation_id, attachments FROM messages "
+                "WHERE id = ? AND deleted_at IS NULL",
+                message_id,
+            )
+            if row is None:
+                return None
+            seq = await self._take_seq(tx, row[0], now)
+            attached = [a["id"] for a in json.loads(row[1]) if "id" in a] if row[1] else []
+            for attachment_id in attached:
+                # No longer downloadable (not uploaded) nor attached, and old enough for the
+                # attachment sweeper, which removes the row and then the bytes.
+                await tx.execute(
+                    "UPDATE attachments SET uploaded_at = NULL, claimed_at = NULL, "
+                    "claim_ref = NULL, message_id = NULL, created_at = 0 "
+                    "WHERE id = ? AND kind = 'message'",
+                    attachment_id,
+                )
+            await tx.execute(
+                "UPDATE messages SET content = '', attachments = NULL, deleted_at = ? WHERE id = ?",
+                now,
+                message_id,
+            )
+            change = StoredChange(row[0], seq, "delete", now, message_id=message_id, actor=actor)
+            await self._record(tx, change)
+        return change
+
+    async def conversation_info(self, conversation_id: str) -> ConversationInfo | None:
+        row = await self.db.fetchrow(
+            "SELECT created_by, direct_key FROM conversations WHERE id = ?", conversation_id
+        )
+        return ConversationInfo(created_by=row[0], direct=row[1] is not None) if row else None
+
+    async def add_participants(
+        self, conversation_id: str, user_ids: Sequence[str], actor: str, share_history: bool
+    ) -> list[StoredChange]:
+        """Add members (those already in are skipped), one `member` change each."""
+        now = now_ms()
+        changes: list[StoredChange] = []
+        async with self.db.transaction() as tx:
+            present = {
+                r[0]
+                for r in await tx.fetch(
+                    "SELECT user_id FROM participants WHERE conversation_id = ?", conversation_id
+                )
+            }
+            for user in user_ids:
+                if user in present:
+                    continue
+                present.add(user)
+                seq = await self._take_seq(tx, conversation_id, now)
+                # Nothing before the join counts as unread; without shared history it is
+                # not shown either.
+                await tx.execute(
+                    "INSERT INTO participants (conversation_id, user_id, joined_at, read_seq, "
+                    "joined_seq) VALUES (?, ?, ?, ?, ?)",
+                    conversation_id,
+                    user,
+                    now,
+                    seq,
+                    0 if share_history else seq,
+                )
+                change = StoredChange(
+                    conversation_id, seq, "member", now, user_id=user, action="added", actor=actor
+                )
+                await self._record(tx, change)
+                changes.append(change)
+        return changes
+
+    async def remove_participant(
+        self, conversation_id: str, user_id: str, actor: str
+    ) -> StoredChange | None:
+        """Remove a member; None if they were not one."""
+        now = now_ms()
+        try:
+            return await self._remove_participant(conversation_id, user_id, actor, now)
+        except _NothingChanged:
+            return None
+
+    async def _remove_participant(
+        self, conversation_id: str, user_id: str, actor: str, now: int
+    ) -> StoredChange:
+        async with self.db.transaction() as tx:
+            seq = await self._take_seq(tx, conversation_id, now)
+            removed = await tx.execute(
+                "DELETE FROM participants WHERE conversation_id = ? AND user_id = ?",
+                conversation_id,
+                user_id,
+            )
+            if not removed:
+                # Raising rolls the seq back: nothing changed, nothing takes a seq.
+                raise _NothingChanged
+            change = StoredChange(
+                conversation_id,
+                seq,
+                "member",
+                now,
+                user_id=user_id,
+                action="left" if actor == user_id else "removed",
+                actor=actor,
+            )
+            await self._record(tx, change)
+        return change
+
+    async def joined_seq(self, conversation_id: str, user_id: str) -> int:
+        """The seq a member's view of the conversation starts after (0: everything)."""
+        row = await self.db.fetchrow(
+            "SELECT joined_seq FROM participants WHERE conversation_id = ? AND user_id = ?",
+            conversation_id,
+            user_id,
+        )
+        return int(row[0]) if row else 0
+
+    async def changes(
+        self, conversation_id: str, *, after: int, before: int, limit: int
+    ) -> list[StoredChange]:
+        """Changes with after < seq < before, in seq order, edits with their message now."""
+        rows = await self.db.fetch(
+            "SELECT ch.conversation_id, ch.seq, ch.kind, ch.created_at, ch.message_id, "
+            "ch.user_id, ch.action, ch.actor, "
+            + ", ".join(f"m.{c.strip()}" for c in _MESSAGE_COLUMNS.split(","))
+            + " FROM conversation_changes ch LEFT JOIN messages m ON m.id = ch.message_id "
+            "WHERE ch.conversation_id = ? AND ch.seq > ? AND ch.seq < ? ORDER BY ch.seq LIMIT ?",
+            conversation_id,
+            after,
+            before,
+            limit,
+        )
+        return [
+            StoredChange(
+                conversation_id=r[0],
+                seq=int(r[1]),
+                kind=r[2],
+                created_at=int(r[3]),
+                message_id=r[4],
+                user_id=r[5],
+                action=r[6],
+                actor=r[7],
+                message=_message(r[8:]) if r[8] is not None else None,
+            )
+            for r in rows
+        ]
+
+    async def timeline(
+        self, conversation_id: str, *, after: int, before: int, floor: int = 0
+    ) -> list[StoredMessage | StoredChange]:
+        """Everything with after < seq < before, messages and changes merged in seq order:
+        what a replay sends. Nothing at or below `floor` (a member's join without history)."""
+        after = max(after, floor)
+        if before - after <= 1:
+            return []
+        limit = before - after - 1
+        messages = await self.messages(conversation_id, after=after, before=before, limit=limit)
+        changes = await self.changes(conversation_id, after=after, before=before, limit=limit)
+        merged: list[StoredMessage | StoredChange] = [*messages, *changes]
+        merged.sort(key=lambda item: item.seq)
+        return merged
+
+    async def unread_counts(self, user_id: str, conversation_ids: Sequence[str]) -> dict[str, int]:
+        """Messages from others, not deleted, after the user's read position.
+
+        Counted rather than taken from last_seq - read_seq: edits, deletions and member
+        changes take seqs too, and none of them is something to read.
+        """
+        if not conversation_ids:
+            return {}
+        marks = ", ".join("?" for _ in conversation_ids)
+        rows = await self.db.fetch(
+            "SELECT m.conversation_id, COUNT(*) FROM messages m JOIN participants p "
+            "ON p.conversation_id = m.conversation_id AND p.user_id = ? "
+            f"WHERE m.conversation_id IN ({marks}) AND m.seq > p.read_seq "
+            "AND m.deleted_at IS NULL AND m.sender_id <> ? GROUP BY m.conversation_id",
+            user_id,
+            *conversation_ids,
+            user_id,
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+
+class BlockStore:
+    """Who blocked whom."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def block(self, user_id: str, blocked_id: str) -> None:
+        await self.db.execute(
+            "INSERT INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (user_id, blocked_id) DO NOTHING",
+            user_id,
+            blocked_id,
+            now_ms(),
+        )
+
+    async def unblock(self, user_id: str, blocked_id: str) -> None:
+        await self.db.execute(
+            "DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?", user_id, blocked_id
+        )
+
+    async def blocked(self, user_id: str) -> list[str]:
+        rows = await self.db.fetch(
+            "SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY blocked_id", user_id
+        )
+        return [row[0] for row in rows]
+
+    async def is_blocked_by(self, user_id: str, others: Sequence[str]) -> bool:
+        """True if any of `others` blocked `user_id`."""
+        if not others:
+            return False
+        marks = ", ".join("?" for _ in others)
+        row = await self.db.fetchrow(
+            f"SELECT 1 FROM blocks WHERE blocked_id = ? AND user_id IN ({marks}) LIMIT 1",
+            user_id,
+            *others,
+        )
+        return row is not None
+
+
+class _NothingChanged(Exception):
+    pass
 
 
 log = logging.getLogger("pitchey.storage")

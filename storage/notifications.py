@@ -473,9 +473,12 @@ class NotificationStore:
             "LEFT JOIN unread_email_marks k "
             "ON k.user_id = p.user_id AND k.conversation_id = p.conversation_id "
             "LEFT JOIN unread_email_users e ON e.user_id = p.user_id "
+            # The first message after what was read or emailed: not simply the next seq,
+            # since edits, deletions and member changes take seqs too (m0008).
             "JOIN messages m ON m.conversation_id = c.id AND m.seq = "
+            "(SELECT MIN(n.seq) FROM messages n WHERE n.conversation_id = c.id AND n.seq > "
             "(CASE WHEN p.read_seq > COALESCE(k.notified_seq, 0) THEN p.read_seq "
-            "ELSE COALESCE(k.notified_seq, 0) END) + 1 "
+            "ELSE COALESCE(k.notified_seq, 0) END)) "
             "WHERE c.last_activity_at >= ? AND c.last_seq > p.read_seq "
             "AND c.last_seq > COALESCE(k.notified_seq, 0) AND m.created_at <= ? "
             "AND (e.last_sent_at IS NULL OR e.last_sent_at <= ?) "

@@ -178,7 +178,8 @@ class NotificationScheduler:
                 candidate.conversation_id, after=candidate.from_seq - 1, limit=MAX_COUNTED
             )
             for row in rows:
-                if row.sender_id != user_id and row.seq <= candidate.last_seq:
+                deleted = row.deleted_at is not None  # its content is gone: nothing to tell
+                if row.sender_id != user_id and row.seq <= candidate.last_seq and not deleted:
                     counts[row.sender_id] += 1
                     if candidate.conversation_id in replied:
                         pending.append((row.sender_id, candidate.conversation_id, row.content))

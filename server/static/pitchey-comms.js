@@ -307,10 +307,31 @@ export class PitcheyClient extends EventTarget {
         });
         break;
       }
+      case "message_updated":
+      case "message_deleted":
+      case "member": {
+        // Changes take seqs like messages: the same repeat and gap rules keep lastSeq right.
+        const state = this.conversations.get(frame.conversationId);
+        if (state && state.lastSeq !== null) {
+          if (frame.seq <= state.lastSeq) return;
+          if (frame.seq > state.lastSeq + 1) {
+            this._subscribe(frame.conversationId);
+            return;
+          }
+          state.lastSeq = frame.seq;
+        }
+        this._emit(frame.type, frame);
+        break;
+      }
+      case "unsubscribed":
+        // Removed (or left): no resubscribing to it after a reconnect.
+        if (frame.reason) this.conversations.delete(frame.conversationId);
+        this._emit(frame.type, frame);
+        break;
       case "pong":
         break;
       default:
-        // read, typing, presence, notification, inbox, unsubscribed
+        // read, typing, notification, inbox
         this._emit(frame.type, frame);
     }
   }
