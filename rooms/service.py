@@ -105,6 +105,8 @@ class Messaging:
         # (user, conversation) -> when its last typing frame was relayed, oldest first.
         self._typing_relayed: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._members: OrderedDict[str, frozenset[str]] = OrderedDict()
+        # user -> whom they block; see _blocked_by_any.
+        self._blocks_of: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._known_users: dict[str, tuple[str | None, str | None]] = {}
         self._pending_users: dict[str, tuple[str | None, str | None]] = {}
         self._users_waiting = asyncio.Event()
@@ -120,11 +122,15 @@ class Messaging:
         await self.broker.subscribe(MEMBERSHIP_CHANNEL, self._on_membership_changed)
 
     def _on_membership_changed(self, payload: bytes) -> None:
+        if payload.startswith(_BLOCKS_PREFIX):
+            self._blocks_of.pop(payload[len(_BLOCKS_PREFIX) :].decode(errors="replace"), None)
+            return
         self._members.pop(payload.decode(errors="replace"), None)
 
     def forget_members(self) -> None:
         """After a broker reconnect: a membership notice may have been missed meanwhile."""
         self._members.clear()
+        self._blocks_of.clear()
 
     async def stop(self) -> None:
         # The writer first: it flushes what is queued, so every acknowledged message is stored.
@@ -242,7 +248,7 @@ class Messaging:
                     retry_after,
                 )
         key = direct_key(people[0], people[1]) if len(people) == 2 and not title else None
-        if key is not None and await self.blocks.is_blocked_by(caller.user_id, people):
+        if key is not None and await self._blocked_by_any(caller.user_id, people):
             raise Forbidden("you cannot open a conversation with this user", code="blocked")
         conversation_id, created = await self.store.create_conversation(
             caller.user_id, people, title, dict(metadata) if metadata else None, key
@@ -324,7 +330,7 @@ class Messaging:
             # PostgreSQL text cannot hold NUL; refused the same way on every backend.
             raise Invalid("content must not contain NUL characters")
         members = await self.require_member(caller.user_id, conversation_id)
-        if await self._is_direct(conversation_id) and await self.blocks.is_blocked_by(
+        if await self._is_direct(conversation_id) and await self._blocked_by_any(
             caller.user_id, sorted(members - {caller.user_id})
         ):
             raise Forbidden("you cannot write to this user", code="blocked")
@@ -410,7 +416,10 @@ class Messaging:
     async def _is_direct(self, conversation_id: str) -> bool:
         direct = self._direct.get(conversation_id)
         if direct is None:
-            info = await self.store.conversation_info(conversation_id)
+            try:
+                info = await self.store.conversation_info(conversation_id)
+            except DatabaseUnavailable as exc:
+                raise Unavailable("storage unavailable") from exc
             direct = info is not None and info.direct
             self._direct[conversation_id] = direct
             if len(self._direct) > _PARTICIPANT_CACHE:
@@ -419,13 +428,40 @@ class Messaging:
 
     # ---- blocks ---------------------------------------------------------------------
 
+    async def _blocked_by_any(self, user_id: str, others: Sequence[str]) -> bool:
+        """Whether any of `others` blocks `user_id`. Every send into a direct conversation
+        asks, so who each user blocks is cached in the process until they change it
+        (announced on MEMBERSHIP_CHANNEL, like membership)."""
+        for other in others:
+            if other == user_id:
+                continue
+            blocked = self._blocks_of.get(other)
+            if blocked is None:
+                try:
+                    blocked = frozenset(await self.blocks.blocked(other))
+                except DatabaseUnavailable as exc:
+                    raise Unavailable("storage unavailable") from exc
+                self._blocks_of[other] = blocked
+                if len(self._blocks_of) > _PARTICIPANT_CACHE:
+                    self._blocks_of.popitem(last=False)
+            if user_id in blocked:
+                return True
+        return False
+
+    async def _blocks_changed(self, user_id: str) -> None:
+        self._blocks_of.pop(user_id, None)
+        with contextlib.suppress(Exception):
+            await self.broker.publish(MEMBERSHIP_CHANNEL, _BLOCKS_PREFIX + user_id.encode())
+
     async def block(self, caller: Caller, user_id: str) -> None:
         if user_id == caller.user_id:
             raise Invalid("you cannot block yourself")
         await self.blocks.block(caller.user_id, user_id)
+        await self._blocks_changed(caller.user_id)
 
     async def unblock(self, caller: Caller, user_id: str) -> None:
         await self.blocks.unblock(caller.user_id, user_id)
+        await self._blocks_changed(caller.user_id)
 
     async def blocked(self, caller: Caller) -> BlockList:
         return BlockList(items=await self.blocks.blocked(caller.user_id))
@@ -594,6 +630,11 @@ class Messaging:
         if conversation_id not in session.subscriptions:
             raise NotFound("not subscribed to this conversation")
         self.rooms.leave(conversation_id, session)
+
+
+# A notice on MEMBERSHIP_CHANNEL with this prefix names a user whose blocks changed
+# (conversation ids are UUIDs: none starts with it).
+_BLOCKS_PREFIX = b"blocks:"
 
 
 def _lists_ns(user_id: str) -> str:

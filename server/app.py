@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket
 from base.errors import ServiceError
 from schemas.settings import Settings
 from server import logs
-from server.errors import http_error, service_error, unexpected_error
+from server.errors import database_unavailable, http_error, service_error, unexpected_error
 from server.middleware import ConcurrencyLimit, RejectNul, RequestId
 from server.routes import (
     attachments,
@@ -36,6 +36,7 @@ from server.routes import (
 from server.settings import load_settings, warn_about
 from server.wiring import lifespan_for
 from server.ws import websocket_endpoint
+from storage.db import DatabaseUnavailable
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Python maps .ts to Qt's translation files; the client's declarations are TypeScript.
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
             lifespan=lifespan,
             exception_handlers={
                 ServiceError: service_error,
+                DatabaseUnavailable: database_unavailable,
                 HTTPException: http_error,
                 Exception: unexpected_error,
             },

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from base.errors import Invalid, RateLimited, ServiceError, Unavailable
 from schemas.codec import encode
 from schemas.messages import Error, ErrorBody
+from storage.db import DatabaseUnavailable, StorageFull
 
 log = logging.getLogger("pitchey.errors")
 
@@ -60,9 +61,21 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
 
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    """A path that forgot to translate an outage still answers it as one: 503, retryable."""
+    assert isinstance(exc, DatabaseUnavailable)
+    return await service_error(request, as_service_error(exc))
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal server error")
+
+
+def as_service_error(exc: DatabaseUnavailable) -> Unavailable:
+    if isinstance(exc, StorageFull):
+        return Unavailable("storage is full", code="storage_full")
+    return Unavailable("storage unavailable")
 
 
 def decode_error(exc: msgspec.DecodeError) -> ServiceError:

@@ -41,9 +41,10 @@ from schemas.frames import (
 )
 from server import logs
 from server.auth import bearer, verify_token
-from server.errors import error_response
+from server.errors import as_service_error, error_response
 from server.transport import SINK_EXTENSION
 from server.wiring import Services
+from storage.db import DatabaseUnavailable
 
 log = logging.getLogger("pitchey.ws")
 _ids = itertools.count(1)
@@ -178,11 +179,13 @@ async def _handle(message: Message, session: Session, caller: Caller, svc: Servi
         return
     try:
         await _dispatch(frame, session, caller, svc)
-    except Unavailable as exc:
+    except (Unavailable, DatabaseUnavailable) as exc:
         # Retryable: a hint, with jitter, so clients refused together do not return together.
+        # (A DatabaseUnavailable here is an outage some path forgot to translate.)
+        refused = as_service_error(exc) if isinstance(exc, DatabaseUnavailable) else exc
         base = svc.settings.outage_retry_after
         retry_after = round(random.uniform(base, 2 * base), 3)
-        _error(session, exc.code, exc.message, _ref(frame), retry_after)
+        _error(session, refused.code, refused.message, _ref(frame), retry_after)
     except ServiceError as exc:
         _error(session, exc.code, exc.message, _ref(frame))
     except Exception:

@@ -44,6 +44,10 @@ export interface Message {
   createdAt: string;
   clientMsgId: string | null;
   attachments: Attachment[] | null;
+  /** Only on an edited message: when it was last edited (ISO 8601, UTC). */
+  editedAt?: string;
+  /** Only on a deleted message (its content is then empty). */
+  deleted?: boolean;
 }
 
 export interface Notification {
@@ -78,6 +82,35 @@ export interface SubscribedFrame {
 export interface UnsubscribedFrame {
   type: "unsubscribed";
   conversationId: string;
+  /** Set when the server ended the subscription: `removed` from the conversation, or `left`. */
+  reason?: "removed" | "left";
+}
+
+/** A message was edited; `seq` is the edit's own place in the conversation. */
+export interface MessageUpdatedFrame {
+  type: "message_updated";
+  conversationId: string;
+  seq: number;
+  /** The message as it is now (its own seq unchanged). */
+  message: Message;
+}
+
+/** A message was deleted; its content is gone. */
+export interface MessageDeletedFrame {
+  type: "message_deleted";
+  conversationId: string;
+  seq: number;
+  messageId: string;
+}
+
+/** Someone was added to, removed from, or left the conversation. */
+export interface MemberFrame {
+  type: "member";
+  conversationId: string;
+  seq: number;
+  userId: string;
+  action: "added" | "removed" | "left";
+  by: string;
 }
 
 export interface AckFrame {
@@ -177,6 +210,10 @@ export interface PitcheyClientEventMap {
   error: CustomEvent<ErrorFrame>;
   subscribed: CustomEvent<SubscribedFrame>;
   unsubscribed: CustomEvent<UnsubscribedFrame>;
+  /** Changes take seqs like messages: each once, in order, with the same recovery. */
+  message_updated: CustomEvent<MessageUpdatedFrame>;
+  message_deleted: CustomEvent<MessageDeletedFrame>;
+  member: CustomEvent<MemberFrame>;
   presence: CustomEvent<PresenceEventDetail>;
   typing: CustomEvent<TypingFrame>;
   read: CustomEvent<ReadFrame>;
