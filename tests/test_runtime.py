@@ -61,7 +61,7 @@ async def test_start_up_objects_are_frozen_out_of_the_collector(server: ServerPr
     assert figures["pitchey_gc_frozen_objects"] > 10_000
 
 
-async def test_a_settled_burst_of_connections_is_frozen(
+async def test_a_burst_of_connections_is_frozen(
     make_server: Callable[..., ServerProcess],
 ) -> None:
     server = make_server(GC_FREEZE_AFTER_CONNECTIONS="20")
