@@ -334,15 +334,7 @@ class Messaging:
             caller.user_id, sorted(members - {caller.user_id})
         ):
             raise Forbidden("you cannot write to this user", code="blocked")
-        if self.rate_per_minute:
-            retry_after = await self.limiter.hit(
-                f"msg:{caller.user_id}", self.rate_per_minute, 60.0
-            )
-            if retry_after:
-                metrics.rate_limited.labels("messages").inc()
-                raise RateLimited(
-                    f"more than {self.rate_per_minute} messages per minute", retry_after
-                )
+        await self._charge_message(caller)
         stored = await self.writer.submit(
             NewMessage(
                 conversation_id=conversation_id,
@@ -412,6 +404,15 @@ class Messaging:
                 break
             del self._typing_relayed[oldest_key]
         return True
+
+    async def _charge_message(self, caller: Caller) -> None:
+        """One unit of the caller's MESSAGE_RATE_LIMIT_PER_MINUTE; RateLimited past it."""
+        if not self.rate_per_minute:
+            return
+        retry_after = await self.limiter.hit(f"msg:{caller.user_id}", self.rate_per_minute, 60.0)
+        if retry_after:
+            metrics.rate_limited.labels("messages").inc()
+            raise RateLimited(f"more than {self.rate_per_minute} messages per minute", retry_after)
 
     async def _is_direct(self, conversation_id: str) -> bool:
         direct = self._direct.get(conversation_id)
@@ -499,16 +500,8 @@ class Messaging:
                 f"messages can be edited for {self.edit_window:g} seconds after sending",
                 code="edit_window_closed",
             )
-        if self.rate_per_minute:
-            # Edits fan out like messages: the same budget.
-            retry_after = await self.limiter.hit(
-                f"msg:{caller.user_id}", self.rate_per_minute, 60.0
-            )
-            if retry_after:
-                metrics.rate_limited.labels("messages").inc()
-                raise RateLimited(
-                    f"more than {self.rate_per_minute} messages per minute", retry_after
-                )
+        # Edits fan out like messages: the same budget.
+        await self._charge_message(caller)
         change = await self._write(self.store.edit_message(message_id, content))
         if change is None or change.message is None:
             raise Conflict("the message was deleted", code="message_deleted")
