@@ -17,22 +17,28 @@ from benchmarks.scenarios import (
     chat,
     delivery,
     fanout,
+    fanout10k,
     idle,
+    notify,
     recovery,
     rest,
     scaleout,
+    soak,
 )
 from benchmarks.targets import TARGET_NAMES, all_targets, ensure_node_modules
 
 # In the order: `run all` measures them one after the other.
 SCENARIOS: dict[str, ModuleType] = {
     "fanout": fanout,
+    "fanout10k": fanout10k,
     "chat": chat,
     "idle": idle,
     "recovery": recovery,
     "rest": rest,
     "delivery": delivery,
+    "notify": notify,
     "scaleout": scaleout,
+    "soak": soak,
 }
 OURS = "pitchey"
 
@@ -48,6 +54,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--targets",
         default=",".join(TARGET_NAMES),
         help=f"comma-separated subset of {','.join(TARGET_NAMES)}",
+    )
+    defaults = soak.Options()
+    run.add_argument(
+        "--duration",
+        type=float,
+        help=f"soak: seconds of traffic (default {defaults.duration_s:.0f}; "
+        f"{soak.QUICK.duration_s:.0f} with --quick)",
+    )
+    run.add_argument(
+        "--rate", type=float, default=defaults.rate_per_s, help="soak: sent msgs/s, open loop"
+    )
+    run.add_argument(
+        "--connections",
+        type=int,
+        default=defaults.connections,
+        help="soak: connections, two per conversation",
+    )
+    run.add_argument(
+        "--window", type=float, default=defaults.window_s, help="soak: seconds per window"
     )
     commands.add_parser("report", help="regenerate latest.md/png from the newest results")
     return parser.parse_args(argv)
@@ -81,6 +106,18 @@ def ratios(metrics: list[Metric], entries: list[dict[str, Any]]) -> list[dict[st
     return out
 
 
+def soak_options(args: argparse.Namespace) -> soak.Options:
+    duration = args.duration
+    if duration is None:
+        duration = (soak.QUICK if args.quick else soak.Options()).duration_s
+    return soak.Options(
+        duration_s=duration,
+        rate_per_s=args.rate,
+        connections=args.connections,
+        window_s=args.window,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     chosen = [name.strip() for name in args.targets.split(",") if name.strip()]
     unknown = set(chosen) - set(TARGET_NAMES)
@@ -95,7 +132,10 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         module = SCENARIOS[name]
-        outcome = module.run(targets, args.quick, stamp)
+        if module is soak:
+            outcome = soak.run(targets, args.quick, stamp, soak_options(args))
+        else:
+            outcome = module.run(targets, args.quick, stamp)
         document = {
             "scenario": name,
             "stamp": stamp,

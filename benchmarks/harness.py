@@ -52,11 +52,13 @@ def measure(
     prepare: Callable[[Running], Audience] | None = None,
     p99_limit_ms: float = P99_LIMIT_MS,
     tag: str = "",
+    room_size: int = ROOM_SIZE,
 ) -> dict[str, Any]:
     """Run one target at one size; failures are recorded, not raised.
 
-    `prepare` replaces the target's own room set-up (chat's two-person conversations);
-    `tag` tells apart log files of measurements of one target at one size (backends)."""
+    Subscriber i joins room i // `room_size`. `prepare` replaces the target's own room
+    set-up (chat's two-person conversations); `tag` tells apart log files of measurements
+    of one target at one size (backends, room shapes)."""
     entry: dict[str, Any] = {
         "target": target.name,
         "label": target.label,
@@ -78,7 +80,7 @@ def measure(
             audience = (
                 prepare(running)
                 if prepare
-                else target.prepare(running, subscribers, min(ROOM_SIZE, subscribers))
+                else target.prepare(running, subscribers, min(room_size, subscribers))
             )
             spec = LoadSpec(
                 mode=mode,

@@ -32,11 +32,19 @@ class Connection:
             "127.0.0.1", self.port, limit=HEADER_LIMIT
         )
 
-    async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        """`headers` are sent with this request only, after the connection's own."""
         if self.writer is None or self.reader is None:
             await self.open()
         assert self.writer is not None and self.reader is not None
         head = f"{method} {path} HTTP/1.1\r\n".encode() + self.fixed
+        head += "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()).encode()
         if body is not None:
             head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
         self.writer.write(head + b"\r\n" + (body or b""))

@@ -22,6 +22,7 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 from benchmarks import payload
 from benchmarks.dialects import ENGINEIO_PONG, SOCKETIO_CONNECT, Dialect, Reply, Room
+from benchmarks.runtime_metrics import Scraper, step_figures
 from benchmarks.spec import (
     Connect,
     FanoutResult,
@@ -43,8 +44,9 @@ PAUSE_AFTER_FAIL_S = 3.0  # an overloaded server may still be flushing buffers o
 class Run:
     """State shared by every listener of this process."""
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, scraper: Scraper | None = None) -> None:
         self.dialect = dialect
+        self.scraper = scraper  # ours: /metrics read before and after every step
         self.marker = b"\x00"  # matches nothing until a step starts
         self.delivered = 0
         self.latencies_ns: list[int] = []
@@ -178,22 +180,32 @@ async def run_step(
     spec: LoadSpec,
     run: Run,
     subscribers: list[Client],
-    publisher: WSTransport,
+    publishers: list[WSTransport],
     step: int,
     offered: int,
     seconds: float,
 ) -> Step:
-    """Fan-out: one publisher to rooms[0]; `offered` counts deliveries (publishes x n)."""
-    rate = offered / len(subscribers)  # publishes per second
+    """Fan-out: publish i goes to rooms[i % rooms], sent by that room's own publisher;
+    `offered` counts deliveries (publishes x members of the room)."""
+    members = room_members(spec)
+    rate = offered * len(members) / len(subscribers)  # publishes per second, over all rooms
     total = max(MIN_PUBLISHES, round(rate * seconds))
 
     def send(i: int, content: str) -> None:
-        frame = run.dialect.publish_frame(spec.rooms[0], content, f"{step}-{i}")
-        publisher.send(WSMsgType.TEXT, frame.encode())
+        k = i % len(publishers)
+        frame = run.dialect.publish_frame(spec.rooms[k], content, f"{step}-{i}")
+        publishers[k].send(WSMsgType.TEXT, frame.encode())
 
-    return await measure_step(
-        spec, run, subscribers, step, offered, total, rate, send, total * len(subscribers)
-    )
+    expected = sum(members[i % len(members)] for i in range(total))
+    return await measure_step(spec, run, subscribers, step, offered, total, rate, send, expected)
+
+
+def room_members(spec: LoadSpec) -> list[int]:
+    """How many subscribers each room holds (subscriber i is in rooms[i // room_size])."""
+    counts = [0] * len(spec.rooms)
+    for i in range(spec.subscribers):
+        counts[i // spec.room_size] += 1
+    return counts
 
 
 async def run_chat_step(
@@ -244,6 +256,8 @@ async def measure_step(
     run.latencies_ns = []
     run.marker = payload.step_marker(step)
     pids = (spec.server_pid, *spec.extra_pids)
+    # Read outside the CPU window: the scrape costs the server a little CPU of its own.
+    metrics0 = await run.scraper.read() if run.scraper else []
     cpu0, own0, all0 = server_cpu_s(*pids), time.process_time(), machine_busy_s()
     t0 = time.monotonic_ns() + 1_000_000
     for i in range(total):
@@ -256,11 +270,12 @@ async def measure_step(
     wall_s = (time.monotonic_ns() - t0) / 1e9
     cpu1, own1, all1 = server_cpu_s(*pids), time.process_time(), machine_busy_s()
     run.marker = b"\x00"
+    metrics1 = await run.scraper.read() if run.scraper else []
     lat = np.array(run.latencies_ns, dtype=np.int64) / 1e6
-    p50, p99, top = (
-        (float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), float(lat.max()))
+    p50, p99, p999, top = (
+        (*(float(v) for v in np.percentile(lat, [50, 99, 99.9])), float(lat.max()))
         if lat.size
-        else (None, None, None)
+        else (None, None, None, None)
     )
     lost = expected - run.delivered
     send_s = max(total * interval_ns / 1e9, 1e-9)
@@ -282,6 +297,8 @@ async def measure_step(
         error_frames=run.errors,
         other_cpu_share=round(max(0.0, (all1 - all0) - (cpu1 - cpu0) - (own1 - own0)) / wall_s, 3),
         passed=lost == 0 and p99 is not None and p99 < spec.p99_limit_ms,
+        p999_ms=_round(p999),
+        runtime=step_figures(metrics0, metrics1),
     )
 
 
@@ -335,19 +352,26 @@ async def climb(spec: LoadSpec, run: Run, step_fn: StepFn) -> FanoutResult:
     )
 
 
+async def connect_publisher(run: Run, url: str, room: Room) -> WSTransport:
+    joined_before = run.joined
+    publisher, _ = await ws_connect(lambda: Client(run, room, counted=False), url)
+    await wait_until(lambda: run.joined > joined_before, JOIN_DEADLINE_S)
+    return publisher
+
+
 async def fanout(spec: LoadSpec, run: Run) -> FanoutResult:
     opened, connect = await open_clients(spec, run)
     subscribers = [client for _, client in opened]
     url = f"ws://127.0.0.1:{spec.port}" + run.dialect.path(spec.publisher_token)
-    joined_before = run.joined
-    publisher, _ = await ws_connect(lambda: Client(run, spec.rooms[0], counted=False), url)
-    await wait_until(lambda: run.joined > joined_before, JOIN_DEADLINE_S)
+    # One publisher per room, each a member of its room only (ours requires membership to
+    # send; every subscriber's socket carries one room's traffic, as with a single room).
+    publishers = [await connect_publisher(run, url, room) for room in spec.rooms]
 
     async def step_fn(step: int, offered: int, seconds: float) -> Step:
-        return await run_step(spec, run, subscribers, publisher, step, offered, seconds)
+        return await run_step(spec, run, subscribers, publishers, step, offered, seconds)
 
     result = await climb(spec, run, step_fn)
-    for transport, _ in [*opened, (publisher, None)]:
+    for transport in [*(t for t, _ in opened), *publishers]:
         transport.disconnect()
     return msgspec.structs.replace(result, connect=connect)
 
@@ -365,11 +389,22 @@ async def chat(spec: LoadSpec, run: Run) -> FanoutResult:
     return msgspec.structs.replace(result, connect=connect)
 
 
+def _runtime(step: Step) -> str:
+    figures = step.runtime
+    if figures is None:
+        return ""
+    return (
+        f" loop lag p99<={figures.loop_lag_p99_ms} max {figures.loop_lag_max_ms} "
+        f"gc max {figures.gc_pause_max_ms} ms ({figures.gc_full_collections} full)"
+    )
+
+
 def _describe(step: Step) -> str:
     verdict = "pass" if step.passed else "FAIL"
     return (
         f"  offered {step.offered_per_s:>7}/s delivered {step.delivered_per_s:>9.0f}/s "
-        f"lost {step.lost:>6} errors {step.error_frames} p50 {step.p50_ms} p99 {step.p99_ms} ms "
+        f"lost {step.lost:>6} errors {step.error_frames} p50 {step.p50_ms} p99 {step.p99_ms} "
+        f"p999 {step.p999_ms} max {step.max_ms} ms{_runtime(step)} "
         f"loadgen cpu {step.loadgen_cpu_share:.2f} other cpu {step.other_cpu_share:.2f} {verdict}"
     )
 
@@ -399,7 +434,9 @@ async def idle(spec: LoadSpec, run: Run) -> IdleResult:
 
 
 async def main_async(spec: LoadSpec) -> FanoutResult | IdleResult:
-    run = Run(Dialect(spec.dialect))
+    dialect = Dialect(spec.dialect)
+    ports = [spec.port, *spec.extra_ports]
+    run = Run(dialect, Scraper(ports) if dialect.name == "pitchey" else None)
     if spec.mode == "chat":
         return await chat(spec, run)
     return await (fanout(spec, run) if spec.mode == "fanout" else idle(spec, run))

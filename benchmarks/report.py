@@ -12,7 +12,18 @@ from benchmarks.targets import BENCH_DIR
 RESULTS = BENCH_DIR / "results"
 LATEST_MD = RESULTS / "latest.md"
 LATEST_PNG = RESULTS / "latest.png"
-SCENARIO_ORDER = ("fanout", "chat", "idle", "recovery", "rest", "delivery", "scaleout")
+SCENARIO_ORDER = (
+    "fanout",
+    "fanout10k",
+    "chat",
+    "idle",
+    "recovery",
+    "rest",
+    "delivery",
+    "notify",
+    "scaleout",
+    "soak",
+)
 
 
 def save(document: dict[str, Any]) -> Path:
@@ -42,6 +53,38 @@ def _status(entry: dict[str, Any], cell: str) -> str:
     return cell if entry["status"] == "ok" else f"{entry['status']}: {entry.get('reason', '')}"
 
 
+def _bounded(value: float | None, exact: bool) -> str:
+    """A maximum read from /metrics: exact, or the upper bound of a histogram bucket."""
+    if value is None:
+        return "–"
+    return _num(value, 1) if exact else f"≤ {_num(value, 1)}"
+
+
+def gc_cell(figures: dict[str, Any]) -> str:
+    if not figures["gc_collections"]:
+        return "no collection"
+    return (
+        f"{_bounded(figures['gc_pause_max_ms'], figures['gc_pause_max_exact'])} "
+        f"({figures['gc_collections']} collections, {figures['gc_full_collections']} full)"
+    )
+
+
+def runtime_cell(step: dict[str, Any]) -> str:
+    """Loop lag p99 / max and the longest GC pause of one step (ours only: from /metrics)."""
+    figures = step.get("runtime")
+    if not figures:
+        return "– | –"
+    lag = (
+        f"≤ {_num(figures['loop_lag_p99_ms'], 1)} / "
+        f"{_bounded(figures['loop_lag_max_ms'], figures['loop_lag_max_exact'])}"
+    )
+    return f"{lag} | {gc_cell(figures)}"
+
+
+def latency_cell(step: dict[str, Any]) -> str:
+    return " / ".join(_num(step.get(key), 1) for key in ("p50_ms", "p99_ms", "p999_ms", "max_ms"))
+
+
 def fanout_rows(
     doc: dict[str, Any],
     size: str = "subscribers",
@@ -52,37 +95,57 @@ def fanout_rows(
     `frames_per_message` (chat) a column gives the server CPU per persisted message too."""
     per_message = " | server CPU µs/persisted msg" if frames_per_message else ""
     rows = [
-        f"| server | {size} | {rate} | p50 / p99 ms at that rate "
-        f"| server CPU µs/frame{per_message} | loadgen CPU share | other CPU share "
-        "| first failing step |",
-        "|---|---|---|---|---|---|---|---|" + ("---|" if frames_per_message else ""),
+        f"| server | {size} | {rate} | p50 / p99 / p999 / max ms at that rate "
+        f"| server CPU µs/frame{per_message} | loop lag p99 / max ms | GC pause max ms "
+        "| loadgen CPU share | other CPU share | first failing step |",
+        "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if frames_per_message else ""),
     ]
     for e in doc["entries"]:
         result = e.get("result") or {}
         best = result.get("best_step") or {}
         failed = [s for s in result.get("steps", []) if not s["passed"]]
         first = failed[0] if failed else {}
+        gc = first.get("runtime") or {}
+        gc_note = (
+            f", GC max {_bounded(gc['gc_pause_max_ms'], gc['gc_pause_max_exact'])} ms" if gc else ""
+        )
         first_fail = (
             f"{first['offered_per_s']:,}/s offered: lost {first['lost']:,}, "
-            f"p99 {_num(first['p99_ms'], 1)} ms, other CPU {_other(first['other_cpu_share'])}"
+            f"p99 {_num(first['p99_ms'], 1)} ms, max {_num(first['max_ms'], 1)} ms{gc_note}, "
+            f"other CPU {_other(first['other_cpu_share'])}"
             if failed
             else "none (ceiling reached)"
         )
         per_frame = best.get("server_cpu_us_per_frame")
         message_cell = ""
         if frames_per_message:
-            per_msg = None if per_frame is None else per_frame * frames_per_message
-            message_cell = f"{_num(per_msg, 1)} | "
+            message_cell = f"{_num(per_message_cpu(result, frames_per_message), 1)} | "
         cells = (
-            f"{_num(result.get('best_clean_per_s'))} | "
-            f"{_num(best.get('p50_ms'), 1)} / {_num(best.get('p99_ms'), 1)} | "
-            f"{_num(per_frame, 1)} | {message_cell}"
+            f"{_num(result.get('best_clean_per_s'))} | {latency_cell(best)} | "
+            f"{_num(per_frame, 1)} | {message_cell}{runtime_cell(best)} | "
             f"{_num(best.get('loadgen_cpu_share'), 2)} | "
             f"{_other(best.get('other_cpu_share'))} | {first_fail}"
         )
         label = f"{e['label']}, {e['backend']}" if "backend" in e else e["label"]
         rows.append(f"| {label} | {e['subscribers']:,} | {_status(e, cells)} |")
     return rows
+
+
+def per_message_cpu(result: dict[str, Any], frames_per_message: int) -> float | None:
+    """Server CPU per persisted message at the best step: per frame x frames per message."""
+    per_frame = (result.get("best_step") or {}).get("server_cpu_us_per_frame")
+    return None if per_frame is None else per_frame * frames_per_message
+
+
+def fanout10k_rows(doc: dict[str, Any]) -> list[str]:
+    settings = doc["settings"]
+    return [
+        f"{settings['rooms']} rooms of {settings['room_size']:,} subscribers, one publisher "
+        "per room, publishes spread evenly over the rooms; a step passes with nothing lost "
+        "and p99 < 100 ms over every delivery.",
+        "",
+        *fanout_rows(doc),
+    ]
 
 
 def chat_rows(doc: dict[str, Any]) -> list[str]:
@@ -188,6 +251,73 @@ def delivery_rows(doc: dict[str, Any]) -> list[str]:
     return rows
 
 
+def soak_rows(doc: dict[str, Any]) -> list[str]:
+    settings = doc["settings"]
+    rows = [
+        f"{settings['connections']:,} connections in {settings['conversations']:,} two-person "
+        f"conversations, {settings['rate_per_s']:,.0f} msgs/s sent open loop for "
+        f"{settings['duration_s']:,.0f} s on SQLite, each message stored and delivered to both "
+        f"sides. Per {settings['window_s']:.0f}-s window: latency of the frames received in it; "
+        "loop lag and GC pauses from /metrics; RSS and WAL size at its end. **Flat** when the "
+        f"last window's p99 is within {settings['flat_p99_growth']}x of the first's.",
+        "",
+    ]
+    for e in doc["entries"]:
+        if e["status"] != "ok":
+            rows.append(f"{e['label']}: {_status(e, '')}")
+            continue
+        r = e["result"]
+        verdict = "**flat**" if r["flat"] else "**NOT flat**"
+        rows += [
+            f"{e['label']}: p99 last / first window **{_num(r['p99_growth'], 2)}** ({verdict}); "
+            f"sent {r['sent']:,}, lost {r['lost']:,}, error frames {r['error_frames']:,}.",
+            "",
+            "| window from s | sent | frames | p50 / p99 / max ms | loop lag p99 / max ms "
+            "| GC pause max ms | server RSS MB | WAL MB | server CPU share | other CPU share |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for w in r["windows"]:
+            wal = None if w["wal_kb"] is None else w["wal_kb"] / 1024
+            rows.append(
+                f"| {w['start_s']:,.0f} | {w['sent']:,} | {w['delivered']:,} | "
+                f"{_num(w['p50_ms'], 1)} / {_num(w['p99_ms'], 1)} / {_num(w['max_ms'], 1)} | "
+                f"{runtime_cell(w)} | {_num(w['server_rss_kb'] / 1024, 1)} | {_num(wal, 1)} | "
+                f"{w['server_cpu_share']:.2f} | {_other(w['other_cpu_share'])} |"
+            )
+    return rows
+
+
+def notify_rows(doc: dict[str, Any]) -> list[str]:
+    settings = doc["settings"]
+    rows = [
+        f"One marketplace alert to {settings['users']:,} users, {settings['online']:,} of them "
+        f"online; posted as requests of at most {settings['per_request']:,} user ids, all at "
+        "once. Every user chose instant email for marketplace alerts; the SendGrid stand-in "
+        f"answers after {settings['provider_delay_ms']} ms. All times from the first POST: "
+        "stored = the last 202 (each 202 follows the commit of its notifications and email "
+        "jobs); push = the `notification` frame at each online user's socket; emails/s = "
+        "users / time to the last email at the stand-in. Loop lag and GC: from the first POST "
+        "to the last push.",
+        "",
+        "| server | users | online | all stored s | push p50 / p99 / max ms | pushes "
+        "| loop lag p99 / max ms | GC pause max ms | emails | first / last email s "
+        "| emails/s | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in doc["entries"]:
+        r = e.get("result") or {}
+        cells = (
+            f"{r.get('online', 0):,} | {_num(r.get('stored_s'), 2)} | "
+            f"{_num(r.get('push_p50_ms'), 1)} / {_num(r.get('push_p99_ms'), 1)} / "
+            f"{_num(r.get('push_max_ms'), 1)} | {r.get('pushes', 0):,} | "
+            f"{runtime_cell(r)} | {r.get('emails', 0):,} | "
+            f"{_num(r.get('emails_first_s'), 1)} / {_num(r.get('emails_last_s'), 1)} | "
+            f"{_num(r.get('emails_per_s'))} | {r.get('errors', '–')} |"
+        )
+        rows.append(f"| {e['label']} | {e['subscribers']:,} | {_status(e, cells)}")
+    return rows
+
+
 def idle_rows(doc: dict[str, Any]) -> list[str]:
     rows = [
         "| server | connections | server RSS KB / connection | RSS before → after MB "
@@ -229,17 +359,22 @@ def ratio_rows(doc: dict[str, Any]) -> list[str]:
 
 ROWS = {
     "fanout": fanout_rows,
+    "fanout10k": fanout10k_rows,
     "chat": chat_rows,
     "idle": idle_rows,
     "recovery": recovery_rows,
     "rest": rest_rows,
     "delivery": delivery_rows,
+    "notify": notify_rows,
     "scaleout": scaleout_rows,
+    "soak": soak_rows,
 }
 UNPINNED = {"delivery", "scaleout"}
 NO_PEERS = {
     "recovery": "No ratios: no peer recovers a subscription from a sequence number.",
     "scaleout": "No ratios to peers: 2 processes are compared with 1 (above).",
+    "notify": "No ratios: no peer sends notifications.",
+    "soak": "No ratios: the soak compares our server's last window with its first (above).",
 }
 
 
@@ -321,7 +456,9 @@ def _fanout_bars(ax: Any, doc: dict[str, Any]) -> None:
         ax.bar(xs, values, width, label=f"{size:,} subscribers")
     ax.set_xticks(range(len(labels)), labels, rotation=15, ha="right", fontsize=8)
     ax.set_ylabel("k delivered msgs/s (no loss, p99 < 100 ms)")
-    ax.set_title(f"Fan-out, one core ({doc['stamp']}){_disturbance(doc)}", fontsize=10)
+    rooms = doc["settings"].get("rooms", 1)
+    shape = f", {rooms} rooms" if rooms > 1 else ""
+    ax.set_title(f"Fan-out{shape}, one core ({doc['stamp']}){_disturbance(doc)}", fontsize=10)
     ax.legend(fontsize=8)
 
 
@@ -427,13 +564,44 @@ def _scaleout_bars(ax: Any, doc: dict[str, Any]) -> None:
     ax.set_title(title + _disturbance(doc), fontsize=10)
 
 
+def _soak_lines(ax: Any, doc: dict[str, Any]) -> None:
+    for e in _ok(doc):
+        windows = e["result"]["windows"]
+        starts = [w["start_s"] for w in windows]
+        ax.plot(starts, [w["p99_ms"] or 0.0 for w in windows], marker="o", label="p99")
+        ax.plot(starts, [w["p50_ms"] or 0.0 for w in windows], marker=".", label="p50")
+    ax.set_xlabel("window start, s")
+    ax.set_ylabel("latency ms (lower is better)")
+    settings = doc["settings"]
+    title = f"Soak, {settings['rate_per_s']:.0f} msgs/s, {settings['connections']:,} connections"
+    ax.set_title(f"{title}{_disturbance(doc)}", fontsize=10)
+    ax.legend(fontsize=8)
+
+
+def _notify_bars(ax: Any, doc: dict[str, Any]) -> None:
+    for e in _ok(doc):
+        r = e["result"]
+        _named_bars(
+            ax,
+            ["all stored", "push p99", "last email"],
+            [r["stored_s"], (r["push_p99_ms"] or 0.0) / 1000, r["emails_last_s"] or 0.0],
+            "tab:olive",
+        )
+    ax.set_ylabel("seconds after the alert was posted (lower is better)")
+    title = f"Marketplace alert to {doc['settings']['users']:,} users"
+    ax.set_title(f"{title}{_disturbance(doc)}", fontsize=10)
+
+
 CHART_COLUMNS = 4
 BARS = {
     "fanout": _fanout_bars,
+    "fanout10k": _fanout_bars,
     "chat": _chat_bars,
     "idle": _idle_bars,
     "recovery": _recovery_bars,
     "rest": _rest_bars,
     "delivery": _delivery_bars,
+    "notify": _notify_bars,
     "scaleout": _scaleout_bars,
+    "soak": _soak_lines,
 }

@@ -6,6 +6,8 @@ from typing import Literal
 
 import msgspec
 
+from benchmarks.runtime_metrics import StepRuntime
+
 P99_LIMIT_MS = 100.0  # a step passes only if p99 latency stays under this (and nothing is lost)
 # Other processes used this share of a core while measuring: the two cores were not ours alone.
 DISTURBED_OTHER_CPU = 0.1
@@ -61,6 +63,10 @@ class Step(msgspec.Struct, frozen=True):
     # shared its cores with something else and its figures are disturbed.
     other_cpu_share: float
     passed: bool
+    # Issue 14: the tail beyond p99 (with fewer than 1,000 deliveries, close to max_ms).
+    p999_ms: float | None = None
+    # Ours only: loop lag and GC pauses during the step, from /metrics before and after it.
+    runtime: StepRuntime | None = None
 
 
 class Connect(msgspec.Struct, frozen=True):
@@ -150,3 +156,86 @@ class RestPhase(msgspec.Struct, frozen=True):
 
 class RestResult(msgspec.Struct, frozen=True):
     phases: list[RestPhase]
+
+
+class SoakSpec(msgspec.Struct, frozen=True):
+    """Scenario soak (issue 13): steady chat traffic for a long time, figures per window."""
+
+    port: int
+    server_pid: int
+    conversations: list[str]  # tokens[2k] and tokens[2k + 1] are the sides of conversations[k]
+    tokens: list[str]
+    rate_per_s: float  # sent (= persisted) messages per second, open loop
+    duration_s: float
+    window_s: float = 30.0
+    drain_seconds: float = 5.0  # after the last send, how long late deliveries still count
+    message_size: int = 100
+    connect_concurrency: int = 100
+
+
+class SoakWindow(msgspec.Struct, frozen=True):
+    index: int
+    start_s: float  # since the first send
+    seconds: float
+    sent: int
+    delivered: int  # frames timed in this window (each message reaches both sides)
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    runtime: StepRuntime | None  # loop lag and GC pauses during the window, from /metrics
+    server_rss_kb: int  # at the window's end
+    wal_kb: int | None  # the SQLite WAL file at the window's end; None on PostgreSQL
+    server_cpu_share: float
+    loadgen_cpu_share: float
+    other_cpu_share: float
+    error_frames: int
+
+
+class SoakResult(msgspec.Struct, frozen=True):
+    connect: Connect
+    rate_per_s: float
+    duration_s: float
+    windows: list[SoakWindow]
+    sent: int
+    delivered: int
+    lost: int  # sent x 2 - delivered, after the drain
+    error_frames: int
+    error_sample: str | None
+    p99_growth: float | None  # last window's p99 / first window's
+    flat: bool  # p99_growth <= FLAT_P99_GROWTH
+
+
+class NotifySpec(msgspec.Struct, frozen=True):
+    """Scenario notify (issue 17): one marketplace alert to every user."""
+
+    port: int
+    server_pid: int
+    standin_port: int  # the SendGrid stand-in our server sends to
+    service_token: str
+    user_ids: list[str]
+    user_tokens: list[str]  # user_tokens[i] is user_ids[i]'s
+    online: int  # users 0..online-1 hold a WebSocket while the alert goes out
+    per_request: int  # user ids per POST /api/notifications/marketplace (its schema's bound)
+    setup_concurrency: int = 32
+    push_deadline_s: float = 60.0
+    email_deadline_s: float = 900.0
+
+
+class NotifyResult(msgspec.Struct, frozen=True):
+    users: int
+    online: int
+    requests: int
+    setup_s: float  # directory addresses and instant-email preferences of every user
+    connect: Connect
+    stored_s: float  # first POST sent -> last 202 (202 = every notification committed)
+    pushes: int  # online users that got the notification frame
+    push_p50_ms: float | None  # first POST sent -> the frame at the user's socket
+    push_p99_ms: float | None
+    push_max_ms: float | None
+    emails: int  # distinct recipients the stand-in holds
+    emails_first_s: float | None  # first POST -> first email at the stand-in
+    emails_last_s: float | None  # first POST -> last email at the stand-in
+    emails_per_s: float | None  # emails / emails_last_s
+    runtime: StepRuntime | None  # loop lag and GC pauses from the first POST to the last push
+    errors: int
+    error_sample: str | None
