@@ -13,6 +13,7 @@ from typing import Any, Literal
 import httpx
 import msgspec
 
+from benchmarks import runtime_metrics
 from benchmarks.servers import LOADGEN_CPU, REPO, SERVER_CPU, Running, free_port, pinned, serve
 from benchmarks.spec import P99_LIMIT_MS, FanoutResult, IdleResult, Ladder, LoadSpec
 from benchmarks.targets import BENCH_DIR, Audience, Target
@@ -105,43 +106,28 @@ def measure(
     return {**entry, "status": "ok", "result": msgspec.to_builtins(result)}
 
 
-_RUNTIME_FIGURES = {
-    'pitchey_gc_pause_max_seconds{generation="0"}': "gc_gen0_max_ms",
-    'pitchey_gc_pause_max_seconds{generation="1"}': "gc_gen1_max_ms",
-    'pitchey_gc_pause_max_seconds{generation="2"}': "gc_gen2_max_ms",
-    'pitchey_gc_pause_seconds_count{generation="2"}': "gc_full_collections",
-    "pitchey_event_loop_lag_max_seconds": "loop_lag_max_ms",
-}
-
-
 def scrape_runtime(port: int) -> dict[str, float] | None:
     """Our server's worst GC pause and loop lag over the whole run, read from /metrics at
     its end (peers have no /metrics: None). Includes start-up's freeze collection."""
     try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        reading = runtime_metrics.parse(
+            httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        )
     except httpx.HTTPError:
         return None
-    found: dict[str, float] = {}
-    lag_buckets: list[tuple[float, float]] = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name, _, value = line.rpartition(" ")
-        if name in _RUNTIME_FIGURES:
-            key = _RUNTIME_FIGURES[name]
-            found[key] = float(value) * (1000 if key.endswith("_ms") else 1)
-        elif name.startswith('pitchey_event_loop_lag_seconds_bucket{le="'):
-            bound = name.split('"')[1]
-            lag_buckets.append((float("inf") if bound == "+Inf" else float(bound), float(value)))
-    if not found:
+    if reading is None:
         return None
-    if lag_buckets and lag_buckets[-1][1] > 0:
-        total = lag_buckets[-1][1]
-        # The p99 lag as the upper bound of the bucket holding it (histogram resolution).
-        for bound, count in lag_buckets:
-            if count >= 0.99 * total:
-                found["loop_lag_p99_ms_at_most"] = bound * 1000
-                break
+    found = {
+        f"gc_gen{generation}_max_ms": value * 1000
+        for generation, value in sorted(reading.gc_max_s.items())
+    }
+    found["gc_full_collections"] = reading.gc["2"].count if "2" in reading.gc else 0.0
+    found["loop_lag_max_ms"] = reading.lag_max_s * 1000
+    everything = runtime_metrics.Reading(runtime_metrics.Histogram(), 0.0, {}, {})
+    # The p99 lag as the upper bound of the bucket holding it (histogram resolution).
+    p99 = runtime_metrics.between(everything, reading).loop_lag_p99_ms
+    if p99 is not None:
+        found["loop_lag_p99_ms_at_most"] = p99
     return found
 
 

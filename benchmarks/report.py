@@ -105,10 +105,8 @@ def fanout_rows(
         best = result.get("best_step") or {}
         failed = [s for s in result.get("steps", []) if not s["passed"]]
         first = failed[0] if failed else {}
-        gc = first.get("runtime") or {}
-        gc_note = (
-            f", GC max {_bounded(gc['gc_pause_max_ms'], gc['gc_pause_max_exact'])} ms" if gc else ""
-        )
+        gc = first.get("runtime")
+        gc_note = f", GC {gc_cell(gc)}" if gc else ""
         first_fail = (
             f"{first['offered_per_s']:,}/s offered: lost {first['lost']:,}, "
             f"p99 {_num(first['p99_ms'], 1)} ms, max {_num(first['max_ms'], 1)} ms{gc_note}, "
@@ -119,7 +117,7 @@ def fanout_rows(
         per_frame = best.get("server_cpu_us_per_frame")
         message_cell = ""
         if frames_per_message:
-            message_cell = f"{_num(per_message_cpu(result, frames_per_message), 1)} | "
+            message_cell = f"{per_message_cpu(result, frames_per_message)} | "
         cells = (
             f"{_num(result.get('best_clean_per_s'))} | {latency_cell(best)} | "
             f"{_num(per_frame, 1)} | {message_cell}{runtime_cell(best)} | "
@@ -131,10 +129,16 @@ def fanout_rows(
     return rows
 
 
-def per_message_cpu(result: dict[str, Any], frames_per_message: int) -> float | None:
-    """Server CPU per persisted message at the best step: per frame x frames per message."""
-    per_frame = (result.get("best_step") or {}).get("server_cpu_us_per_frame")
-    return None if per_frame is None else per_frame * frames_per_message
+def per_message_cpu(result: dict[str, Any], frames_per_message: int) -> str:
+    """Server CPU per persisted message: at the best step, else at the lowest step measured
+    (said in the cell), so every target has the figure."""
+    step = result.get("best_step")
+    note = ""
+    if not step and result.get("steps"):
+        step = min(result["steps"], key=lambda s: s["offered_per_s"])
+        note = f" (at {step['offered_per_s']:,}/s, failed)"
+    per_frame = (step or {}).get("server_cpu_us_per_frame")
+    return _num(None if per_frame is None else per_frame * frames_per_message, 1) + note
 
 
 def fanout10k_rows(doc: dict[str, Any]) -> list[str]:
