@@ -37,7 +37,9 @@ from benchmarks.loadgen import (
 from benchmarks.runtime_metrics import Reading, Scraper, step_figures
 from benchmarks.spec import LoadSpec, SoakResult, SoakSpec, SoakWindow
 
+WARMUP_STEP = 0
 STEP = 1  # one marker for the whole soak: a late frame still counts, in the window it arrives
+PAUSE_AFTER_WARMUP_S = 1.0
 FLAT_P99_GROWTH = 1.5  # issue 13: the last window's p99 within 1.5x of the first's is "flat"
 
 
@@ -127,6 +129,36 @@ def _describe(w: SoakWindow) -> str:
     )
 
 
+async def send(
+    spec: SoakSpec,
+    run: Run,
+    clients: list[tuple[WSTransport, Client]],
+    step: int,
+    seconds: float,
+    windows: Windows | None,
+) -> int:
+    """Send open loop at `spec.rate_per_s` for `seconds`, closing windows on the way."""
+    interval_ns = round(1e9 / spec.rate_per_s)
+    total = round(spec.rate_per_s * seconds)
+    t0 = time.monotonic_ns() + 1_000_000
+    next_close = t0 + round(spec.window_s * 1e9)
+    for i in range(total):
+        due = t0 + i * interval_ns
+        if windows is not None and due >= next_close:
+            await windows.close()
+            next_close += round(spec.window_s * 1e9)
+        ahead = due - time.monotonic_ns()
+        if ahead > 0:
+            await asyncio.sleep(ahead / 1e9)
+        transport, client = clients[i % len(clients)]
+        content = payload.make_content(step, due, spec.message_size)
+        frame = run.dialect.publish_frame(client.room, content, f"s{step}-{i}")
+        transport.send(WSMsgType.TEXT, frame.encode())
+        if windows is not None:
+            windows.sent += 1
+    return total
+
+
 async def soak(spec: SoakSpec) -> SoakResult:
     run = Run(Dialect("pitchey"))
     load = LoadSpec(
@@ -142,27 +174,15 @@ async def soak(spec: SoakSpec) -> SoakResult:
     )
     opened, connect = await open_clients(load, run)
     clients: list[tuple[WSTransport, Client]] = opened
-    scraper = Scraper([spec.port])
-    windows = Windows(spec, run, scraper)
+    # Unrecorded, as fan-out's warm-up step: first-use costs would inflate the first window,
+    # the one the verdict compares against.
+    await send(spec, run, clients, WARMUP_STEP, spec.warmup_s, None)
+    await asyncio.sleep(PAUSE_AFTER_WARMUP_S)
+    windows = Windows(spec, run, Scraper([spec.port]))
+    run.latencies_ns = []
     run.marker = payload.step_marker(STEP)
     await windows.mark()
-    interval_ns = round(1e9 / spec.rate_per_s)
-    total = round(spec.rate_per_s * spec.duration_s)
-    t0 = time.monotonic_ns() + 1_000_000
-    next_close = t0 + round(spec.window_s * 1e9)
-    for i in range(total):
-        due = t0 + i * interval_ns
-        if due >= next_close:
-            await windows.close()
-            next_close += round(spec.window_s * 1e9)
-        ahead = due - time.monotonic_ns()
-        if ahead > 0:
-            await asyncio.sleep(ahead / 1e9)
-        transport, client = clients[i % len(clients)]
-        content = payload.make_content(STEP, due, spec.message_size)
-        frame = run.dialect.publish_frame(client.room, content, f"s-{i}")
-        transport.send(WSMsgType.TEXT, frame.encode())
-        windows.sent += 1
+    total = await send(spec, run, clients, STEP, spec.duration_s, windows)
     expected = total * 2
     delivered_before_last = sum(w.delivered for w in windows.closed)
     await wait_until(

@@ -252,6 +252,13 @@ def delivery_rows(doc: dict[str, Any]) -> list[str]:
         if "clients" in r:  # the ceiling: which pool layout was fastest
             label += f" ({r['clients']} × {r['connections_per_client']} connections)"
         rows.append(f"| {label} | {e['subscribers']:,} | {_status(e, cells)} |")
+    for r in doc.get("ratios", []):
+        if r["peer"] == "httpx-ceiling":
+            rows += [
+                "",
+                f"Ours / httpx-ceiling (emails/s): **{_num(r['ratio'], 2)}**: what the durable "
+                "pipeline keeps of what bare httpx and the stand-in allow on this machine.",
+            ]
     return rows
 
 

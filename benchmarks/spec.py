@@ -168,6 +168,7 @@ class SoakSpec(msgspec.Struct, frozen=True):
     rate_per_s: float  # sent (= persisted) messages per second, open loop
     duration_s: float
     window_s: float = 30.0
+    warmup_s: float = 5.0  # sent at the same rate before the first window, not recorded
     drain_seconds: float = 5.0  # after the last send, how long late deliveries still count
     message_size: int = 100
     connect_concurrency: int = 100
