@@ -12,11 +12,15 @@ notification worker and the email pipeline at their default settings.
 
 Ours only (no peer has notifications), on SQLite. The server is pinned to core 0, the
 generator and the stand-in share core 1.
+
+Beside it, issue 5's single push (benchmarks/notification_push.py, run as is): one user, one
+`POST /api/notifications/send` at a time, from the request to the frame, p50 / p99 / max.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shlex
 import subprocess
 import sys
@@ -37,6 +41,8 @@ from benchmarks.spec import NotifyResult, NotifySpec
 from benchmarks.targets import JWT_SECRET, TOKEN_TTL_S, Target, pitchey_env, token
 
 FULL_USERS = 10_000
+PUSHES = 1_000  # notification_push.py's default
+QUICK_PUSHES = 200
 QUICK_USERS = 1_000
 ONLINE_SHARE = 0.2  # a marketplace alert finds most of its audience offline
 PER_REQUEST = 5_000  # schemas/notifications.py MAX_RECIPIENTS: userIds per request
@@ -126,10 +132,32 @@ def measure(target: Target, users: int, stamp: str) -> dict[str, Any]:
     return {**entry, "status": "ok", "result": msgspec.to_builtins(result)}
 
 
+def single_push(pushes: int) -> dict[str, Any]:
+    """notification_push.py unchanged (unpinned, its own server); its stdout is one JSON."""
+    argv = [sys.executable, "-m", "benchmarks.notification_push", "--pushes", str(pushes)]
+    entry: dict[str, Any] = {
+        "target": "pitchey-single-push",
+        "label": "Pitchey Comms, one push at a time (issue 5)",
+        "subscribers": 1,
+        "kind": "single_push",
+        "server_command": shlex.join(argv),
+    }
+    print(f"[pitchey] {pushes} single pushes, closed loop", file=sys.stderr)
+    try:
+        done = subprocess.run(argv, cwd=REPO, stdout=subprocess.PIPE, check=True, timeout=600)
+        return {**entry, "status": "ok", "result": json.loads(done.stdout.splitlines()[-1])}
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+        print(f"[pitchey] single push error: {exc}", file=sys.stderr)
+        return {**entry, "status": "error", "reason": str(exc)}
+
+
 def run(targets: list[Target], quick: bool, stamp: str) -> dict[str, Any]:
     users = QUICK_USERS if quick else FULL_USERS
     RAW_DIR.mkdir(parents=True, exist_ok=True)
-    entries = [measure(t, users, stamp) for t in targets if t.name == "pitchey"]
+    entries = []
+    if any(t.name == "pitchey" for t in targets):
+        ours = next(t for t in targets if t.name == "pitchey")
+        entries = [measure(ours, users, stamp), single_push(QUICK_PUSHES if quick else PUSHES)]
     settings = {
         "users": users,
         "online": round(users * ONLINE_SHARE),
