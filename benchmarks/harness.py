@@ -110,11 +110,10 @@ def scrape_runtime(port: int) -> dict[str, float] | None:
     """Our server's worst GC pause and loop lag over the whole run, read from /metrics at
     its end (peers have no /metrics: None). Includes start-up's freeze collection."""
     try:
-        reading = runtime_metrics.parse(
-            httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-        )
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
     except httpx.HTTPError:
         return None
+    reading = runtime_metrics.parse(response.text) if response.status_code == 200 else None
     if reading is None:
         return None
     found = {

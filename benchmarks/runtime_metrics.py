@@ -69,9 +69,14 @@ def parse(text: str) -> Reading | None:
         if not line or line.startswith("#"):
             continue
         name, _, raw = line.rpartition(" ")
-        value = float(raw)
-        labels = _labels(name)
         base = name.split("{", 1)[0]
+        if not base.startswith(("pitchey_event_loop_lag", "pitchey_gc_pause")):
+            continue  # anything else, including a peer's 404 page, is not ours to read
+        try:
+            value = float(raw)
+        except ValueError:
+            continue
+        labels = _labels(name)
         if base == f"{LAG}_bucket":
             reading.lag.buckets[_bound(labels["le"])] = value
         elif base == f"{LAG}_count":

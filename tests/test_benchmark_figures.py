@@ -140,3 +140,8 @@ async def test_the_whole_run_figures_keep_their_names(
 
     assert figures is not None
     assert {"gc_gen0_max_ms", "gc_full_collections", "loop_lag_max_ms"} <= set(figures)
+
+
+def test_a_page_that_is_not_our_metrics_has_no_figures() -> None:
+    assert parse("Not Found") is None
+    assert parse("<html><body>404 Not Found</body></html>\n") is None
