@@ -23,6 +23,7 @@ from base.errors import Unavailable
 from rooms import metrics
 from rooms.broker import Broker, conversation_channel
 from rooms.frames import Outgoing
+from rooms.online import OnlineUsers
 from rooms.session import Session
 from rooms.views import timeline_frame
 from schemas.codec import encode, event_head_decoder
@@ -100,7 +101,7 @@ class Room:
         self._local_users: Counter[str] = Counter()
         # Who is online in this conversation, on any node: loaded once when the room
         # starts (and after a broker reconnect), then kept current by presence events.
-        self._online: set[str] = set()
+        self._online = OnlineUsers()
         self._typing: dict[str, float] = {}
         # Presence goes out coalesced: what sessions were last told, and when the next
         # frame is due. A thousand joins make a few frames, not a frame per join per member.
@@ -180,7 +181,7 @@ class Room:
             self._refusal = Unavailable("conversation temporarily unavailable; try again")
             return False
         await self._load_online()
-        self._announced = set(self._online)
+        self._announced = self._online.as_set()
         return True
 
     async def _next(self) -> Command | None:
@@ -268,7 +269,7 @@ class Room:
             seq=self.last_seq,
             # The room's own view, kept current by presence events: asking the tracker
             # (Redis) on every join made a big room's joins quadratic in round trips.
-            online=sorted(self._online),
+            online=self._online.sorted(),
             recovered=recovered,
             replayed=len(replay),
         )
@@ -293,10 +294,13 @@ class Room:
 
     async def _load_online(self) -> None:
         try:
-            self._online = set(await self._bounded(self._presence.online(self.conversation_id)))
+            self._online = OnlineUsers(
+                await self._bounded(self._presence.online(self.conversation_id))
+            )
         except Exception:
             log.warning("presence of %s unavailable; listing local users", self.conversation_id)
-        self._online.update(self._local_users)
+        for user in self._local_users:
+            self._online.add(user)
 
     async def _presence_change(self, user_id: str, *, joined: bool) -> bool:
         """Tell the tracker; True if the user's online state changed. Never raises:
@@ -400,17 +404,27 @@ class Room:
 
     def _schedule_flush(self) -> None:
         if self._flush_at is None:
-            self._flush_at = max(time.monotonic(), self._last_flush + self._flush_interval)
+            self._flush_at = max(time.monotonic(), self._last_flush + self._flush_gap())
+
+    def _flush_gap(self) -> float:
+        # Each frame goes to every session here. Above the list threshold, spacing frames in
+        # proportion to the sessions bounds a room's presence traffic on a node at
+        # PRESENCE_BROADCAST_MAX_MEMBERS / PRESENCE_FLUSH_INTERVAL frames per second, whatever
+        # its size: 10 rooms of 1,000 joining at once sent 40,000 count frames a second.
+        sessions = len(self.sessions)
+        if sessions <= self._broadcast_max:
+            return self._flush_interval
+        return self._flush_interval * sessions / self._broadcast_max
 
     def _flush_presence(self) -> None:
         """One `presence` frame with what changed since the last one (or only the count)."""
         self._flush_at = None
         self._last_flush = time.monotonic()
-        joined = self._online - self._announced
-        left = self._announced - self._online
+        joined = self._online.difference(self._announced)
+        left = {user for user in self._announced if user not in self._online}
         if not joined and not left:
             return
-        self._announced = set(self._online)
+        self._announced = self._online.as_set()
         if len(self._online) > self._broadcast_max:
             frame = PresenceFrame(
                 conversation_id=self.conversation_id, online_count=len(self._online)
