@@ -107,17 +107,19 @@ _MESSAGE_COLUMNS = (
 
 
 def _message(row: Row) -> StoredMessage:
+    # Positional, in _MESSAGE_COLUMNS order: a history page builds a hundred of these, and
+    # keyword arguments cost several times as much. Both drivers return BIGINT as int.
     return StoredMessage(
-        id=row[0],
-        conversation_id=row[1],
-        seq=int(row[2]),
-        sender_id=row[3],
-        content=row[4],
-        created_at=int(row[5]),
-        client_msg_id=row[6],
-        attachments=json.loads(row[7]) if row[7] else None,
-        edited_at=int(row[8]) if row[8] is not None else None,
-        deleted_at=int(row[9]) if row[9] is not None else None,
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        json.loads(row[7]) if row[7] else None,
+        row[8],
+        row[9],
     )
 
 
@@ -415,14 +417,23 @@ class MessageStore:
         before: int | None = None,
         limit: int = 50,
         floor: int = 0,
+        reader: str | None = None,
     ) -> list[StoredMessage]:
         """Messages in seq order. With `before` only, the newest `limit` before it.
-        Nothing at or below `floor` (what a member added without history may not see)."""
+        Nothing at or below `floor` (what a member added without history may not see), nor
+        at or below `reader`'s joined_seq: read in the same query, so a history page is
+        one round trip instead of two."""
         clauses = ["conversation_id = ?"]
         args: list[Any] = [conversation_id]
         if floor:
             clauses.append("seq > ?")
             args.append(floor)
+        if reader is not None:
+            clauses.append(
+                "seq > COALESCE((SELECT joined_seq FROM participants"
+                " WHERE conversation_id = ? AND user_id = ?), 0)"
+            )
+            args += [conversation_id, reader]
         if after is not None:
             clauses.append("seq > ?")
             args.append(after)
