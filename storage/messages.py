@@ -336,11 +336,14 @@ class MessageStore:
                     "client_msg_id, attachments, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
-                # Sending implies having read everything up to one's own message.
+                # Sending implies having read everything up to one's own message. Seqs rise
+                # through the batch, so each sender's last one per conversation is all that
+                # needs writing: one row update per sender, not one per message.
+                newest = {(conv, user): seq for seq, conv, user in readers}
                 await tx.executemany(
                     "UPDATE participants SET read_seq = ? WHERE conversation_id = ? "
                     "AND user_id = ? AND read_seq < ?",
-                    [(seq, conv, user, seq) for seq, conv, user in readers],
+                    [(seq, conv, user, seq) for (conv, user), seq in newest.items()],
                 )
                 # Outgoing webhooks in the group commit itself: metadata only, never content.
                 await record_events(
