@@ -33,6 +33,7 @@ from server.routes import (
     realtime,
     webhooks,
 )
+from server.routing import IndexedStarlette
 from server.settings import load_settings, warn_about
 from server.wiring import lifespan_for
 from server.ws import websocket_endpoint
@@ -125,7 +126,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Gateway(
-        Starlette(
+        IndexedStarlette(
             routes=routes,
             middleware=[
                 Middleware(RequestId),
