@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from collections import defaultdict
@@ -19,6 +20,20 @@ from storage.webhooks import record_events
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def message_id(ms: int) -> str:
+    """A UUID in version 7's layout: the time in milliseconds, then 74 random bits.
+
+    The primary-key index of messages is written on every send: random (version 4) ids
+    land each new message on a random page of it, so a commit of a batch wrote a page of
+    that index per message. Ids that follow time land on its last pages; they stay as hard
+    to guess (74 random bits) and reveal only the creation time, which `createdAt` shows."""
+    rand = os.urandom(10).hex()
+    # The variant's two bits over the first random digit: 8, 9, a or b.
+    variant = "89ab"[int(rand[3], 16) & 3]
+    stamp = f"{ms & 0xFFFF_FFFF_FFFF:012x}"
+    return f"{stamp[:8]}-{stamp[8:]}-7{rand[:3]}-{variant}{rand[4:7]}-{rand[8:20]}"
 
 
 def direct_key(first: str, second: str) -> str:
@@ -298,7 +313,7 @@ class MessageStore:
                     seq += 1
                     new = batch[index]
                     stored = StoredMessage(
-                        id=str(uuid.uuid4()),
+                        id=message_id(now),
                         conversation_id=conversation_id,
                         seq=seq,
                         sender_id=new.sender_id,
