@@ -21,7 +21,7 @@ from base.errors import ServiceError
 from schemas.settings import Settings
 from server import logs
 from server.errors import database_unavailable, http_error, service_error, unexpected_error
-from server.middleware import ConcurrencyLimit, RejectNul, RequestId
+from server.middleware import Admission, RequestId
 from server.routes import (
     attachments,
     docs,
@@ -131,9 +131,8 @@ def create_app(settings: Settings | None = None) -> Gateway:
             middleware=[
                 Middleware(RequestId),
                 cors(settings),
-                # Inside CORS, so a browser can read the 503 and its Retry-After.
-                Middleware(ConcurrencyLimit, limit=settings.http_max_concurrency),
-                Middleware(RejectNul),
+                # Inside CORS, so a browser can read the 503 (and 400) and its Retry-After.
+                Middleware(Admission, limit=settings.http_max_concurrency),
             ],
             lifespan=lifespan,
             exception_handlers={
