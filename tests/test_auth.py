@@ -11,6 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from server.auth import TokenVerifier
 from tests.servers import ServerProcess, conversation, uid, ws_client
 
 
@@ -190,3 +191,14 @@ async def test_a_remembered_token_does_not_let_a_forged_one_with_its_claims_in(
         )
     assert ok.status_code == 200
     assert refused.status_code == 401
+
+
+def test_the_remembered_tokens_are_bounded_in_number_and_length() -> None:
+    secret = "s" * 32
+    verifier = TokenVerifier(secret, max_entries=3)
+    exp = int(time.time()) + 60
+    tokens = [jwt.encode({"sub": f"u{i}", "exp": exp}, secret, algorithm="HS256") for i in range(5)]
+    long_token = jwt.encode({"sub": "u", "exp": exp, "name": "n" * 2000}, secret, algorithm="HS256")
+    for token in [*tokens, long_token]:
+        verifier.verify(token)
+    assert list(verifier._known) == tokens[2:]  # the oldest went first; the long one never entered
