@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import lru_cache
 
-
-@lru_cache(maxsize=256)
-def _second(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+_SECONDS_KEPT = 4096
+_seconds: dict[int, str] = {}
+_MILLIS = tuple(f".{millis:03d}Z" for millis in range(1000))
 
 
 def iso(ms: int) -> str:
     """Epoch milliseconds as ISO 8601 UTC. strftime is costly and messages of one second
-    share their prefix, so the prefix is cached per second."""
-    seconds, millis = divmod(ms, 1000)
-    return f"{_second(seconds)}{millis:03d}Z"
+    share their prefix, so the prefix is kept per second; a history page formats a
+    hundred of these, so the lookup is a plain dict (lru_cache's wrapper costs more than
+    the lookup) and the milliseconds a table."""
+    seconds = ms // 1000
+    prefix = _seconds.get(seconds)
+    if prefix is None:
+        if len(_seconds) >= _SECONDS_KEPT:
+            _seconds.clear()
+        prefix = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _seconds[seconds] = prefix
+    return prefix + _MILLIS[ms % 1000]

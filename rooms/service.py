@@ -300,10 +300,10 @@ class Messaging:
         limit: int,
     ) -> MessagePage:
         await self.require_member(caller.user_id, conversation_id)
-        # A member added without shared history sees the conversation from their join on.
-        floor = await self.store.joined_seq(conversation_id, caller.user_id)
+        # A member added without shared history sees the conversation from their join on
+        # (the reader's joined_seq, applied by the same query).
         rows = await self.store.messages(
-            conversation_id, after=after, before=before, limit=limit + 1, floor=floor
+            conversation_id, after=after, before=before, limit=limit + 1, reader=caller.user_id
         )
         more = len(rows) > limit
         if more:

@@ -21,7 +21,7 @@ from base.errors import ServiceError
 from schemas.settings import Settings
 from server import logs
 from server.errors import database_unavailable, http_error, service_error, unexpected_error
-from server.middleware import ConcurrencyLimit, RejectNul, RequestId
+from server.middleware import Admission, RequestId
 from server.routes import (
     attachments,
     docs,
@@ -33,6 +33,7 @@ from server.routes import (
     realtime,
     webhooks,
 )
+from server.routing import IndexedStarlette
 from server.settings import load_settings, warn_about
 from server.wiring import lifespan_for
 from server.ws import websocket_endpoint
@@ -125,14 +126,13 @@ def create_app(settings: Settings | None = None) -> Gateway:
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Gateway(
-        Starlette(
+        IndexedStarlette(
             routes=routes,
             middleware=[
                 Middleware(RequestId),
                 cors(settings),
-                # Inside CORS, so a browser can read the 503 and its Retry-After.
-                Middleware(ConcurrencyLimit, limit=settings.http_max_concurrency),
-                Middleware(RejectNul),
+                # Inside CORS, so a browser can read the 503 (and 400) and its Retry-After.
+                Middleware(Admission, limit=settings.http_max_concurrency),
             ],
             lifespan=lifespan,
             exception_handlers={

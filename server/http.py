@@ -15,7 +15,7 @@ from base.identity import Caller
 from schemas.bounds import free_json_problem
 from schemas.codec import encode
 from schemas.settings import Settings
-from server.auth import bearer, verify_token
+from server.auth import bearer
 from server.errors import decode_error
 from server.wiring import Services
 
@@ -29,7 +29,7 @@ def services(request: Request) -> Services:
 
 async def caller(request: Request) -> Caller:
     svc = services(request)
-    who = verify_token(svc.settings.jwt_secret, bearer(request.headers.get("authorization")))
+    who = svc.tokens.verify(bearer(request.headers.get("authorization")))
     written = svc.messaging.remember(who)
     if written is not None:
         # REST callers may act on the directory at once (a notification's email address):

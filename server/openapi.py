@@ -663,7 +663,7 @@ def build() -> dict[str, Any]:
                 "description": "The existing direct conversation",
                 "content": {"application/json": {"schema": by_type[id(op.response)]}},
             }
-        # Any route answers 400 to a NUL in its path or query (server.middleware.RejectNul),
+        # Any route answers 400 to a NUL in its path or query (server.middleware.Admission),
         # and 503 past HTTP_MAX_CONCURRENCY requests in flight (server.middleware); a route
         # that reads a body answers 413 past its limit, counted while it streams in.
         always = {400, 503} | ({413} if op.body is not None else set())

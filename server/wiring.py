@@ -34,6 +34,7 @@ from rooms.session import CLOSE_GOING_AWAY, Session
 from rooms.users import UserHub
 from rooms.views import OfflineAnnouncer
 from schemas.settings import Settings
+from server.auth import TokenVerifier
 from server.runtime import Runtime
 from state.cache import Cache, MemoryCache
 from state.connections import ConnectionCounter, MemoryConnectionCounter
@@ -88,6 +89,7 @@ class Services:
     runtime: Runtime
     connections: ConnectionCounter
     tickets: TicketStore
+    tokens: TokenVerifier
     sessions: dict[Session, None] = field(default_factory=dict)
     background: list[asyncio.Task[None]] = field(default_factory=list)
     draining: bool = False
@@ -327,6 +329,7 @@ async def build(settings: Settings) -> Services:
         sessions=sessions,
         connections=state.connections,
         tickets=state.tickets,
+        tokens=TokenVerifier(settings.jwt_secret),
     )
     # 7. Last: start-up objects are frozen out of the collector once everything is built.
     runtime.start()

@@ -40,7 +40,7 @@ from schemas.frames import (
     Unsubscribed,
 )
 from server import logs
-from server.auth import bearer, verify_token
+from server.auth import bearer
 from server.errors import as_service_error, error_response
 from server.transport import SINK_EXTENSION
 from server.wiring import Services
@@ -136,7 +136,7 @@ async def _authenticate(websocket: WebSocket, svc: Services) -> Caller:
             raise Unauthorized("ticket unknown, expired or already used")
         return caller
     token = websocket.query_params.get("token") or bearer(websocket.headers.get("authorization"))
-    return verify_token(svc.settings.jwt_secret, token)
+    return svc.tokens.verify(token)
 
 
 async def _deny(websocket: WebSocket, status: int, code: str, message: str) -> None:

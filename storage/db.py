@@ -201,12 +201,13 @@ class _SQLiteTx:
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         try:
-            cursor = await self._conn.execute(sql, args)
-            rows = await cursor.fetchall()
-            await cursor.close()
+            # One trip to the connection's thread, not three (execute, fetchall, close):
+            # each trip wakes that thread and then the event loop.
+            rows = await self._conn.execute_fetchall(sql, args)
         except Exception as exc:
             raise _translate(exc) from exc
-        return [tuple(r) for r in rows]
+        # No row_factory is set: sqlite3 hands back plain tuples already.
+        return list(rows)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         rows = await self.fetch(sql, *args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from server.auth import TokenVerifier
 from tests.servers import ServerProcess, conversation, uid, ws_client
 
 
@@ -153,3 +155,50 @@ async def test_tokens_never_reach_the_server_log(server: ServerProcess) -> None:
         await conn.recv()
     assert "token=[redacted]" in server.log_tail(100_000)
     assert token not in server.log_tail(100_000)
+
+
+async def test_a_token_accepted_before_is_refused_from_the_second_it_expires(
+    server: ServerProcess,
+) -> None:
+    # Verified tokens are remembered (server.auth.TokenVerifier); its exp still counts.
+    exp = int(time.time()) + 2
+    token = jwt.encode({"sub": uid(), "exp": exp}, server.secret, algorithm="HS256")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+        assert (await http.get("/api/messages/conversations")).status_code == 200
+        assert (await http.get("/api/messages/conversations")).status_code == 200
+        deadline = time.monotonic() + 5
+        while time.time() < exp and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        response = await http.get("/api/messages/conversations")
+    assert response.status_code == 401
+    assert response.json()["error"] == {"code": "unauthorized", "message": "token expired"}
+
+
+async def test_a_remembered_token_does_not_let_a_forged_one_with_its_claims_in(
+    server: ServerProcess,
+) -> None:
+    user = uid()
+    claims = {"sub": user, "exp": int(time.time()) + 60}
+    good = jwt.encode(claims, server.secret, algorithm="HS256")
+    forged = jwt.encode(claims, "not-the-secret-but-long-enough-for-hs256!!", algorithm="HS256")
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        ok = await http.get(
+            "/api/messages/conversations", headers={"Authorization": f"Bearer {good}"}
+        )
+        refused = await http.get(
+            "/api/messages/conversations", headers={"Authorization": f"Bearer {forged}"}
+        )
+    assert ok.status_code == 200
+    assert refused.status_code == 401
+
+
+def test_the_remembered_tokens_are_bounded_in_number_and_length() -> None:
+    secret = "s" * 32
+    verifier = TokenVerifier(secret, max_entries=3)
+    exp = int(time.time()) + 60
+    tokens = [jwt.encode({"sub": f"u{i}", "exp": exp}, secret, algorithm="HS256") for i in range(5)]
+    long_token = jwt.encode({"sub": "u", "exp": exp, "name": "n" * 2000}, secret, algorithm="HS256")
+    for token in [*tokens, long_token]:
+        verifier.verify(token)
+    assert list(verifier._known) == tokens[2:]  # the oldest went first; the long one never entered

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+
 import httpx
 import pytest
 
@@ -235,3 +238,19 @@ async def test_nul_characters_are_refused_not_stored(server: ServerProcess) -> N
     assert in_body.status_code == 422 and in_body.json()["error"]["code"] == "validation_error"
     assert in_path.status_code == 400 and in_query.status_code == 400
     assert literal.status_code == 201 and literal.json()["content"] == "the text \\u0000 is fine"
+
+
+async def test_message_ids_are_version_7_uuids_that_carry_their_creation_time(
+    server: ServerProcess,
+) -> None:
+    # Time-ordered ids keep the primary-key index's writes on its last pages (one page
+    # per batch, not one per message); 74 random bits keep them unguessable.
+    alice, bob = uid(), uid()
+    conv = await conversation(server, alice, bob)
+    async with server.client(alice) as http:
+        sent = [(await send(http, conv, f"m{i}")).json() for i in range(5)]
+    ids = [uuid.UUID(m["id"]) for m in sent]
+    assert {i.version for i in ids} == {7} and {i.variant for i in ids} == {uuid.RFC_4122}
+    for message, value in zip(sent, ids, strict=True):
+        created = datetime.fromisoformat(message["createdAt"].replace("Z", "+00:00"))
+        assert value.int >> 80 == round(created.timestamp() * 1000)
