@@ -231,7 +231,12 @@ class ClusterBroker:
             if time.monotonic() - self._refreshed_at < _REFRESH_MIN_INTERVAL:
                 return
             try:
-                await self.redis.nodes_manager.initialize()
+                if not self._mapped:
+                    # The client's own first initialization also prepares its command parser;
+                    # later ones re-read the slot map only.
+                    await self.redis.initialize()
+                else:
+                    await self.redis.nodes_manager.initialize()
             except Exception as exc:
                 log.warning("Redis Cluster slot map unavailable: %s", exc)
                 return

@@ -339,6 +339,9 @@ class RedisPresence:
         # Nodes whose heartbeat the last sweep saw (and this one): on a cluster, what the
         # connection counter's script is told, since it cannot look at other slots.
         self._live: frozenset[str] = frozenset({self.node})
+        # Conversations whose restore failed (a master back but its cluster not ok yet):
+        # the heartbeat tries them again.
+        self._unrestored: set[str] = set()
         self._set_count = redis.register_script(_SET_COUNT)
         self._online = redis.register_script(_ONLINE)
         self._forget = redis.register_script(_FORGET_NODE)
@@ -439,10 +442,13 @@ class RedisPresence:
         ms = max(1, int(self._ttl * 1000))
         previous = await self._redis.set(self._node_key, b"1", px=ms, get=True)
         if previous is not None:
+            if self._unrestored:
+                await self.restore(list(self._unrestored))
             return
         # First beat, or Redis forgot us (restart, or our key expired and a sweep removed
         # our entries): register everything this process knows.
         await self._register(list(self._local), node=True)
+        self._unrestored.clear()
 
     async def restore(self, conversation_ids: Sequence[str]) -> None:
         """Write this process's entries of these conversations again.
@@ -452,12 +458,14 @@ class RedisPresence:
         resubscription to that shard names the conversations to register again.
         """
         known = [c for c in conversation_ids if c in self._local]
+        self._unrestored.difference_update(conversation_ids)
         if not known:
             return
         try:
             await self._register(known, node=False)
         except Exception as exc:
-            log.warning("presence restore failed (%s); the next change writes it", exc)
+            self._unrestored.update(known)
+            log.warning("presence restore failed (%s); the next heartbeat tries again", exc)
 
     async def _register(self, conversation_ids: list[str], *, node: bool) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:

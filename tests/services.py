@@ -190,3 +190,142 @@ class ThrowawayRedis:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+
+class ThrowawayCluster:
+    """A private three-master Redis Cluster (Redis >= 7) on free ports, in its own folder.
+
+    No replicas: a master killed with `kill(i)` is down until `start(i)` runs it again with
+    its nodes.conf, so it takes back its own slots (empty: nothing is saved), as a master
+    restarted by a supervisor would. `cluster-require-full-coverage no` keeps the other
+    masters serving their slots meanwhile; a short node timeout lets them notice quickly.
+    """
+
+    MASTERS = 3
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        cli = shutil.which("redis-cli")
+        if binary is None or cli is None:
+            missing("Redis", "redis-server and redis-cli are needed for a cluster")
+        assert binary is not None and cli is not None
+        self.binary, self.cli = binary, cli
+        self.workdir = workdir
+        self.ports: list[int] = []
+        while len(self.ports) < self.MASTERS:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port: int = sock.getsockname()[1]
+            # The cluster bus listens on port + 10000.
+            if port + 10000 < 65536 and port not in self.ports:
+                self.ports.append(port)
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * self.MASTERS
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}"
+
+    def create(self, timeout: float = 10.0) -> None:
+        for index in range(self.MASTERS):
+            self.start(index, wait=False)
+        for port in self.ports:
+            _wait_port(port, timeout)
+        addresses = [f"127.0.0.1:{p}" for p in self.ports]
+        subprocess.run(
+            [self.cli, "--cluster", "create", *addresses, "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+        )
+        self.wait_ok(timeout)
+
+    def start(self, index: int, wait: bool = True, timeout: float = 10.0) -> None:
+        port = self.ports[index]
+        folder = self.workdir / str(port)
+        folder.mkdir(parents=True, exist_ok=True)
+        log = open(folder / "redis.log", "ab")
+        self.procs[index] = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "500",
+                "--cluster-require-full-coverage",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(folder),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        if wait:
+            _wait_port(port, timeout)
+
+    def wait_ok(self, timeout: float = 10.0) -> None:
+        """Until every master says the cluster is ok (each knows the others and its slots)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [
+                subprocess.run(
+                    [self.cli, "-p", str(port), "cluster", "info"],
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                for port in self.ports
+            ]
+            if all("cluster_state:ok" in state for state in states):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"Redis Cluster not ok within {timeout}s: {states}")
+
+    def owner_of(self, key: str) -> int:
+        """The index of the master that serves the key's slot (asked of a live master)."""
+        import redis
+        from redis.crc import key_slot
+
+        slot = key_slot(key.encode())
+        for port in self.ports:
+            client = redis.Redis(port=port, socket_connect_timeout=0.5)
+            try:
+                ranges = client.execute_command("CLUSTER SLOTS")
+            except redis.ConnectionError:
+                continue
+            finally:
+                client.close()
+            for start, end, master, *_ in ranges:
+                if start <= slot <= end:
+                    return self.ports.index(int(master[1]))
+        raise RuntimeError(f"no master serves slot {slot}")
+
+    def kill(self, index: int) -> None:
+        proc = self.procs[index]
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        self.procs[index] = None
+
+    def destroy(self) -> None:
+        for index in range(self.MASTERS):
+            self.kill(index)
+
+
+def _wait_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _port_open("127.0.0.1", port):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"redis-server did not start on port {port}")

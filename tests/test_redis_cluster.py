@@ -1,0 +1,288 @@
+"""Two server processes on a Redis Cluster (three masters) behave like one, and survive a
+master's restart as they survive a Redis restart."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from server.settings import SettingsError, load_settings
+from tests.conftest import TEST_ENV
+from tests.servers import ServerProcess, conversation, uid, ws_client
+from tests.services import (
+    ThrowawayCluster,
+    create_pg_database,
+    drop_pg_database,
+    redis_prefix,
+)
+from tests.test_scaleout import send_rest, wait_until
+
+# Small, so that presence and the live-node view follow changes within a test's patience.
+PRESENCE_TTL = 2.0
+
+Nodes = Callable[..., list[ServerProcess]]
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayCluster]:
+    cluster = ThrowawayCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.create()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+def nodes_on(cluster: ThrowawayCluster, workdir: Path) -> Iterator[Nodes]:
+    database = create_pg_database()
+    prefix = redis_prefix()
+    secret = uuid.uuid4().hex
+    started: list[ServerProcess] = []
+
+    def start(count: int, **env: str) -> list[ServerProcess]:
+        procs = [
+            ServerProcess(
+                workdir / f"node{len(started) + i}",
+                {
+                    **TEST_ENV,
+                    "DATABASE_URL": database,
+                    "REDIS_URL": cluster.url,
+                    "REDIS_PREFIX": prefix,
+                    "PRESENCE_TTL": str(PRESENCE_TTL),
+                    **env,
+                },
+                secret=secret,
+            )
+            for i in range(count)
+        ]
+        started.extend(procs)
+        with ThreadPoolExecutor(len(procs)) as pool:
+            list(pool.map(lambda p: p.start(), procs))
+        return procs
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.stop()
+        drop_pg_database(database)
+
+
+@pytest.fixture
+def nodes(redis_cluster: ThrowawayCluster, tmp_path: Path) -> Iterator[Nodes]:
+    """`nodes(n, **env)`: n service processes on the module's cluster, one database."""
+    yield from nodes_on(redis_cluster, tmp_path)
+
+
+def shard_channels(cluster: ThrowawayCluster) -> list[list[str]]:
+    """The sharded channels each master has subscribers for."""
+    found = []
+    for port in cluster.ports:
+        client = redis.Redis(port=port)
+        try:
+            found.append([c.decode() for c in client.execute_command("PUBSUB SHARDCHANNELS")])
+        finally:
+            client.close()
+    return found
+
+
+def test_a_redis_cluster_url_or_flag_selects_cluster_mode() -> None:
+    by_url = load_settings({"REDIS_URL": "redis+cluster://10.0.0.1:7000"})
+    assert by_url.redis_cluster_mode and by_url.redis_node_url == "redis://10.0.0.1:7000"
+    tls = load_settings({"REDIS_URL": "rediss+cluster://u:p@h:7000"})
+    assert tls.redis_node_url == "rediss://u:p@h:7000"
+    by_flag = load_settings({"REDIS_URL": "redis://h:7000", "REDIS_CLUSTER": "true"})
+    assert by_flag.redis_cluster_mode and by_flag.redis_node_url == "redis://h:7000"
+    assert not load_settings({"REDIS_URL": "redis://h:6379/0"}).redis_cluster_mode
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"REDIS_CLUSTER": "true"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis+cluster://h:7000/3"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis+cluster://h:7000", "REDIS_PREFIX": "{app}:"}, "REDIS_PREFIX"),
+        ({"REDIS_CLUSTER": "maybe", "REDIS_URL": "redis://h:7000"}, "REDIS_CLUSTER"),
+    ],
+)
+def test_a_bad_cluster_setting_is_refused_naming_the_variable(
+    env: dict[str, str], named: str
+) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(env)
+
+
+async def test_two_processes_chat_with_presence_and_typing_through_the_cluster(
+    nodes: Nodes,
+) -> None:
+    a, b = nodes(2)
+    alice, bob = uid(), uid()
+    conv = await conversation(a, alice, bob)
+    async with ws_client(a, alice) as on_a:
+        assert (await on_a.subscribe(conv))["online"] == [alice]
+        async with ws_client(b, bob) as on_b:
+            joined = await on_b.subscribe(conv)
+            assert sorted(joined["online"]) == sorted([alice, bob])
+            presence = await on_a.expect("presence", where=lambda f: bob in f.get("joined", []))
+            assert presence["onlineCount"] == 2
+
+            await on_a.send({"type": "send", "conversationId": conv, "content": "hi from A"})
+            ack = await on_a.expect("ack")
+            got = (await on_b.messages(1))[0]
+            assert (got["content"], got["seq"], got["id"]) == ("hi from A", 1, ack["messageId"])
+
+            await on_b.send({"type": "typing", "conversationId": conv, "isTyping": True})
+            typing = await on_a.expect("typing", where=lambda f: f["userId"] == bob)
+            assert typing["isTyping"] is True
+        offline = await on_a.expect("presence", where=lambda f: bob in f.get("left", []))
+        assert offline["onlineCount"] == 1
+
+
+async def test_conversation_channels_spread_over_the_masters(
+    nodes: Nodes, redis_cluster: ThrowawayCluster
+) -> None:
+    (a,) = nodes(1)
+    alice, bob = uid(), uid()
+    conversations = [await conversation(a, alice, bob, title=f"t{i}") for i in range(12)]
+    async with ws_client(a, alice) as client:
+        for conv in conversations:
+            await client.subscribe(conv)
+        per_master = shard_channels(redis_cluster)
+    ours = [[c for c in channels if "{c:" in c] for channels in per_master]
+    assert sum(map(len, ours)) == len(conversations)
+    # 12 random slots on three masters: all on one would be a 1-in-59,000 accident.
+    assert sum(1 for channels in ours if channels) >= 2, per_master
+
+
+async def test_a_member_removed_on_one_process_is_unsubscribed_on_the_other(
+    nodes: Nodes,
+) -> None:
+    a, b = nodes(2)
+    alice, bob, carol = uid(), uid(), uid()
+    conv = await conversation(a, alice, bob, carol, title="deal")
+    async with ws_client(b, carol) as c:
+        await c.subscribe(conv)
+        await send_rest(a, alice, conv, "hello all")
+        assert (await c.messages(1))[0]["content"] == "hello all"
+        async with a.client(alice) as http:
+            response = await http.delete(f"/api/messages/conversations/{conv}/participants/{carol}")
+            assert response.status_code == 204
+        unsubscribed = await c.expect("unsubscribed", timeout=2.0)
+        assert unsubscribed["reason"] == "removed"
+        # Node b forgot carol's membership too (the node-wide channel reached it).
+        await c.send({"type": "send", "conversationId": conv, "content": "let me in"})
+        assert (await c.expect("error"))["code"] == "not_found"
+
+
+async def test_rate_limit_and_list_cache_are_shared_by_both_processes(nodes: Nodes) -> None:
+    a, b = nodes(2, MESSAGE_RATE_LIMIT_PER_MINUTE="4")
+    alice, bob = uid(), uid()
+    conv = await conversation(a, alice, bob)
+    async with b.client(bob) as http:
+        before = (await http.get("/api/messages/conversations")).json()["items"]
+        assert [(c["id"], c["lastMessage"]) for c in before] == [(conv, None)]
+        await send_rest(a, alice, conv, "fresh")
+        # The version bump (one key per member, on several masters) reached b's cache.
+        after = (await http.get("/api/messages/conversations")).json()["items"]
+        assert after[0]["lastMessage"]["content"] == "fresh"
+    statuses = []
+    for server in (b, a, b, a, b):
+        async with server.client(alice) as http:
+            response = await http.post(
+                "/api/messages/send", json={"conversationId": conv, "content": "x"}
+            )
+            statuses.append(response.status_code)
+    assert statuses == [201, 201, 201, 429, 429], statuses
+
+
+async def test_a_ticket_issued_on_one_process_opens_a_socket_on_the_other(
+    nodes: Nodes,
+) -> None:
+    a, b = nodes(2)
+    alice = uid()
+    async with a.client(alice) as http:
+        response = await http.post("/api/realtime/ticket")
+        assert response.status_code == 201, response.text
+    from websockets.asyncio.client import connect
+
+    async with connect(f"{b.ws_url}?ticket={response.json()['ticket']}") as conn:
+        await conn.send('{"type": "ping"}')
+        assert "pong" in str(await asyncio.wait_for(conn.recv(), 5))
+
+
+async def test_a_master_restart_mid_conversation_loses_and_repeats_nothing(
+    tmp_path: Path,
+) -> None:
+    cluster = ThrowawayCluster(tmp_path / "cluster")
+    cluster.create()
+    gen = nodes_on(cluster, tmp_path)
+    start = next(gen)
+    try:
+        await _restart_scenario(cluster, start)
+    finally:
+        gen.close()
+        cluster.destroy()
+
+
+async def _restart_scenario(cluster: ThrowawayCluster, start: Nodes) -> None:
+    a, b = start(2)
+    alice, bob, carol = uid(), uid(), uid()
+    conv = await conversation(a, alice, bob, carol)
+    prefix = a.env["REDIS_PREFIX"]
+    owner = cluster.owner_of(f"{prefix}{{c:{conv}}}")
+    async with (
+        ws_client(a, alice) as on_a,
+        ws_client(b, bob) as on_b,
+        ws_client(b, carol) as also_b,
+    ):
+        clients = [on_a, on_b, also_b]
+        for client in clients:
+            await client.subscribe(conv)
+        sent = 0
+
+        async def send_round(label: str) -> None:
+            nonlocal sent
+            for server, user in ((a, alice), (b, bob), (a, alice), (b, carol)):
+                await send_rest(server, user, conv, f"{label} {sent}")
+                sent += 1
+
+        await send_round("before")
+        cluster.kill(owner)
+        # The conversation's master is down: both processes keep storing and serving.
+        await send_round("during")
+        await send_round("during")
+        cluster.start(owner)
+        restarted_at = time.monotonic()
+        cluster.wait_ok()
+        await send_round("after")
+
+        for client in clients:
+            received = await client.messages(sent, timeout=20)
+            assert [m["seq"] for m in received] == list(range(1, sent + 1))
+            with pytest.raises(TimeoutError):
+                await client.expect("message", timeout=0.3)
+
+        async def delivered_live() -> bool:
+            await send_rest(a, alice, conv, "live again")
+            frame = await on_b.expect("message", timeout=2)
+            return bool(frame["message"]["content"] == "live again")
+
+        assert await wait_until(delivered_live, 15, "cross-process delivery")
+
+        # The master came back empty; the presence it held is written again.
+        async def everyone_online() -> Any:
+            async with a.client(alice) as http:
+                body = (await http.get(f"/api/messages/conversations/{conv}/presence")).json()
+            return sorted(body["online"]) == sorted([alice, bob, carol])
+
+        assert await wait_until(everyone_online, 10, "presence restored")
+        # Bounded recovery: the cluster's own rejoin (about 2 s) and a reconnect backoff.
+        assert time.monotonic() - restarted_at < 15
