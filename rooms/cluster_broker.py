@@ -45,12 +45,6 @@ _PING_EVERY = 5.0
 _BACKOFF_FIRST = 0.1
 _BACKOFF_CAP = 5.0
 _CONFIRM_TIMEOUT = 5.0
-# A burst of shards failing at once asks for the slot map once, not once per shard.
-_REFRESH_MIN_INTERVAL = 0.2
-
-
-class TopologyChanged(Exception):
-    """A shard told us a slot is no longer its own (MOVED, or an unasked SUNSUBSCRIBE)."""
 
 
 class ClusterBroker:
@@ -227,8 +221,11 @@ class ClusterBroker:
 
     async def refresh(self) -> None:
         """Read the slot map again and move every channel whose slot changed master."""
+        asked = time.monotonic()
         async with self._refresh_lock:
-            if time.monotonic() - self._refreshed_at < _REFRESH_MIN_INTERVAL:
+            # A burst of shards failing at once reads the map once: a refresh that started
+            # after this call was made answers it.
+            if self._refreshed_at > asked:
                 return
             try:
                 if not self._mapped:
@@ -240,7 +237,7 @@ class ClusterBroker:
             except Exception as exc:
                 log.warning("Redis Cluster slot map unavailable: %s", exc)
                 return
-            self._refreshed_at = time.monotonic()
+            self._refreshed_at = asked
             if not self._mapped:
                 self._mapped = True
                 log.info("Redis Cluster slot map read")
@@ -276,6 +273,7 @@ class _Shard:
         # Channels that moved here: announced to the rooms once confirmed.
         self._resync: set[str] = set()
         self._confirm: dict[str, deque[asyncio.Future[None]]] = {}
+        self._following: set[asyncio.Task[None]] = set()
         self._conn: Any = None
         self._lock = asyncio.Lock()
         self._wanted = asyncio.Event()
@@ -294,6 +292,8 @@ class _Shard:
         return bool(self.channels)
 
     async def stop(self) -> None:
+        for task in self._following:
+            task.cancel()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -460,9 +460,23 @@ class _Shard:
                     if channel in self._leaving:
                         self._leaving.discard(channel)
                     elif channel in self.channels:
-                        raise TopologyChanged(f"{channel} left {self.name}")
+                        # Its slot moved to another master (resharding, failover).
+                        self._subscribed.discard(channel)
+                        self._follow(channel)
         finally:
             pinger.cancel()
+
+    def _follow(self, channel: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._refollow(channel))
+        self._following.add(task)
+        task.add_done_callback(self._following.discard)
+
+    async def _refollow(self, channel: str) -> None:
+        await self.broker.refresh()
+        # Moved by the refresh to its new master; or the map we read still names this
+        # master: subscribe here again (a MOVED answer then reconnects after a refresh).
+        if channel in self.channels and channel not in self._subscribed:
+            await self.add(channel, resync=True)
 
     def _announce(self, channels: list[str]) -> None:
         # Every channel is confirmed: what was published while we were away is in storage.

@@ -293,10 +293,13 @@ class ThrowawayCluster:
 
     def owner_of(self, key: str) -> int:
         """The index of the master that serves the key's slot (asked of a live master)."""
-        import redis
         from redis.crc import key_slot
 
-        slot = key_slot(key.encode())
+        return self.owner_of_slot(key_slot(key.encode()))
+
+    def owner_of_slot(self, slot: int) -> int:
+        import redis
+
         for port in self.ports:
             client = redis.Redis(port=port, socket_connect_timeout=0.5)
             try:
@@ -309,6 +312,29 @@ class ThrowawayCluster:
                 if start <= slot <= end:
                     return self.ports.index(int(master[1]))
         raise RuntimeError(f"no master serves slot {slot}")
+
+    def move_slot(self, slot: int, to: int) -> None:
+        """Reshard one slot, keys and all, to master `to` (what `redis-cli --cluster reshard`
+        does, for one slot): IMPORTING/MIGRATING, MIGRATE each key, then tell every master."""
+        import redis
+
+        clients = [redis.Redis(port=port) for port in self.ports]
+        try:
+            ids = [c.execute_command("CLUSTER MYID").decode() for c in clients]
+            source = self.owner_of_slot(slot)
+            if source == to:
+                return
+            clients[to].execute_command("CLUSTER SETSLOT", slot, "IMPORTING", ids[source])
+            clients[source].execute_command("CLUSTER SETSLOT", slot, "MIGRATING", ids[to])
+            while keys := clients[source].execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+                clients[source].execute_command(
+                    "MIGRATE", "127.0.0.1", self.ports[to], "", 0, 5000, "KEYS", *keys
+                )
+            for client in (clients[to], clients[source], *clients):
+                client.execute_command("CLUSTER SETSLOT", slot, "NODE", ids[to])
+        finally:
+            for client in clients:
+                client.close()
 
     def kill(self, index: int) -> None:
         proc = self.procs[index]

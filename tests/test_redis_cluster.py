@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis
+from redis.crc import key_slot
 
 from server.settings import SettingsError, load_settings
 from tests.conftest import TEST_ENV
@@ -216,6 +217,37 @@ async def test_a_ticket_issued_on_one_process_opens_a_socket_on_the_other(
     async with connect(f"{b.ws_url}?ticket={response.json()['ticket']}") as conn:
         await conn.send('{"type": "ping"}')
         assert "pong" in str(await asyncio.wait_for(conn.recv(), 5))
+
+
+async def test_a_conversation_follows_its_slot_to_another_master(
+    nodes: Nodes, redis_cluster: ThrowawayCluster
+) -> None:
+    a, b = nodes(2)
+    alice, bob = uid(), uid()
+    conv = await conversation(a, alice, bob)
+    channel = f"{a.env['REDIS_PREFIX']}{{c:{conv}}}"
+    async with ws_client(a, alice) as on_a, ws_client(b, bob) as on_b:
+        await on_a.subscribe(conv)
+        await on_b.subscribe(conv)
+        await send_rest(a, alice, conv, "before the move")
+        assert (await on_b.messages(1))[0]["seq"] == 1
+        source = redis_cluster.owner_of(channel)
+        target = (source + 1) % ThrowawayCluster.MASTERS
+        redis_cluster.move_slot(key_slot(channel.encode()), target)
+        moved_at = time.monotonic()
+
+        async def followed() -> bool:
+            return channel in shard_channels(redis_cluster)[target]
+
+        assert await wait_until(followed, 5, "subscription on the new master")
+        await send_rest(a, alice, conv, "after the move")
+        received = await on_b.messages(1)
+        assert [(m["content"], m["seq"]) for m in received] == [("after the move", 2)]
+        assert time.monotonic() - moved_at < 5
+        # Presence moved with the slot (same hash tag): both still online.
+        async with a.client(alice) as http:
+            body = (await http.get(f"/api/messages/conversations/{conv}/presence")).json()
+        assert sorted(body["online"]) == sorted([alice, bob])
 
 
 async def test_a_master_restart_mid_conversation_loses_and_repeats_nothing(
