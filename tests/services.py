@@ -195,15 +195,16 @@ class ThrowawayRedis:
 class ThrowawayCluster:
     """A private three-master Redis Cluster (Redis >= 7) on free ports, in its own folder.
 
-    No replicas: a master killed with `kill(i)` is down until `start(i)` runs it again with
-    its nodes.conf, so it takes back its own slots (empty: nothing is saved), as a master
-    restarted by a supervisor would. `cluster-require-full-coverage no` keeps the other
+    Without replicas a master killed with `kill(i)` is down until `start(i)` runs it again
+    with its nodes.conf, so it takes back its own slots (empty: nothing is saved), as a master
+    restarted by a supervisor would. With `replicas=1` each master has a replica that takes
+    over its slots when it dies (failover). `cluster-require-full-coverage no` keeps the other
     masters serving their slots meanwhile; a short node timeout lets them notice quickly.
     """
 
     MASTERS = 3
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, replicas: int = 0) -> None:
         binary = shutil.which("redis-server")
         cli = shutil.which("redis-cli")
         if binary is None or cli is None:
@@ -212,27 +213,30 @@ class ThrowawayCluster:
         self.binary, self.cli = binary, cli
         self.workdir = workdir
         self.ports: list[int] = []
-        while len(self.ports) < self.MASTERS:
+        self.replicas = replicas
+        size = self.MASTERS * (1 + replicas)
+        while len(self.ports) < size:
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
                 port: int = sock.getsockname()[1]
             # The cluster bus listens on port + 10000.
             if port + 10000 < 65536 and port not in self.ports:
                 self.ports.append(port)
-        self.procs: list[subprocess.Popen[bytes] | None] = [None] * self.MASTERS
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * size
 
     @property
     def url(self) -> str:
         return f"redis+cluster://127.0.0.1:{self.ports[0]}"
 
     def create(self, timeout: float = 10.0) -> None:
-        for index in range(self.MASTERS):
+        for index in range(len(self.ports)):
             self.start(index, wait=False)
         for port in self.ports:
             _wait_port(port, timeout)
         addresses = [f"127.0.0.1:{p}" for p in self.ports]
+        options = ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
         subprocess.run(
-            [self.cli, "--cluster", "create", *addresses, "--cluster-yes"],
+            [self.cli, "--cluster", "create", *addresses, *options],
             check=True,
             capture_output=True,
             timeout=timeout,
@@ -275,7 +279,8 @@ class ThrowawayCluster:
             _wait_port(port, timeout)
 
     def wait_ok(self, timeout: float = 10.0) -> None:
-        """Until every master says the cluster is ok (each knows the others and its slots)."""
+        """Until every running node says the cluster is ok (each knows the others and its
+        slots, or a replica took over those of a dead master)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             states = [
@@ -284,7 +289,8 @@ class ThrowawayCluster:
                     capture_output=True,
                     text=True,
                 ).stdout
-                for port in self.ports
+                for port, proc in zip(self.ports, self.procs, strict=True)
+                if proc is not None
             ]
             if all("cluster_state:ok" in state for state in states):
                 return
@@ -344,7 +350,7 @@ class ThrowawayCluster:
         self.procs[index] = None
 
     def destroy(self) -> None:
-        for index in range(self.MASTERS):
+        for index in range(len(self.ports)):
             self.kill(index)
 
 
