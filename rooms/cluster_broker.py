@@ -96,7 +96,8 @@ class ClusterBroker:
         await self.redis.aclose()
 
     async def ping(self) -> None:
-        await self.redis.ping()
+        # The masters: a replica down costs no capacity until its master fails too.
+        await self.redis.execute_command("PING", target_nodes=RedisCluster.PRIMARIES)
         down = [name for name, shard in self._shards.items() if shard.wanted and not shard.up]
         if down or not self._mapped:
             raise ConnectionError(f"pub/sub connection down: {', '.join(down) or 'slot map'}")

@@ -279,8 +279,9 @@ class ThrowawayCluster:
             _wait_port(port, timeout)
 
     def wait_ok(self, timeout: float = 10.0) -> None:
-        """Until every running node says the cluster is ok (each knows the others and its
-        slots, or a replica took over those of a dead master)."""
+        """Until every running node says the cluster is ok: each knows the others and its
+        slots. (With full coverage off a dead master's slots do not make it fail: this does
+        not wait for a failover.)"""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             states = [

@@ -97,6 +97,13 @@ def shard_channels(cluster: ThrowawayCluster) -> list[list[str]]:
     return found
 
 
+async def redis_check(server: ServerProcess, state: str) -> bool:
+    """Whether /readyz reports Redis in this state ("ok" or "error")."""
+    async with server.client(uid()) as http:
+        body = (await http.get("/readyz")).json()
+    return bool(body["checks"]["redis"].startswith(state))
+
+
 def test_a_redis_cluster_url_or_flag_selects_cluster_mode() -> None:
     by_url = load_settings({"REDIS_URL": "redis+cluster://10.0.0.1:7000"})
     assert by_url.redis_cluster_mode and by_url.redis_node_url == "redis://10.0.0.1:7000"
@@ -297,8 +304,11 @@ async def _failover_scenario(cluster: ThrowawayCluster, start: Nodes) -> None:
             for server, user in ((a, alice), (b, bob)):
                 await send_rest(server, user, conv, f"{text} {sent}")
                 sent += 1
-        cluster.wait_ok()
-        assert cluster.owner_of(channel) != owner  # its replica took the slots
+
+        async def promoted() -> bool:
+            return cluster.owner_of(channel) != owner  # its replica took the slots
+
+        assert await wait_until(promoted, 10, "the replica's promotion")
 
         async def delivered_live() -> bool:
             await send_rest(a, alice, conv, "on the new master")
@@ -340,6 +350,7 @@ async def _restart_scenario(cluster: ThrowawayCluster, start: Nodes) -> None:
         # The conversation's master is down: both processes keep storing and serving.
         await send_round("during")
         await send_round("during")
+        assert await wait_until(lambda: redis_check(b, "error"), 5, "/readyz reporting redis")
         cluster.start(owner)
         restarted_at = time.monotonic()
         cluster.wait_ok()
@@ -365,5 +376,6 @@ async def _restart_scenario(cluster: ThrowawayCluster, start: Nodes) -> None:
             return sorted(body["online"]) == sorted([alice, bob, carol])
 
         assert await wait_until(everyone_online, 10, "presence restored")
+        assert await wait_until(lambda: redis_check(b, "ok"), 5, "/readyz ready again")
         # Bounded recovery: the cluster's own rejoin (about 2 s) and a reconnect backoff.
         assert time.monotonic() - restarted_at < 15
