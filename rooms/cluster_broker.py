@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 from redis.asyncio import ConnectionPool
 from redis.asyncio.cluster import RedisCluster
 
+from base.failures import RepeatedFailure
 from rooms.broker import Handler, Resubscribed
 
 log = logging.getLogger("pitchey.redis")
@@ -64,6 +65,8 @@ class ClusterBroker:
         self._last_publish_error = 0.0
         self._on_resubscribed: Resubscribed | None = None
         self._map_task: asyncio.Task[None] | None = None
+        # Every shard's reconnect attempt reads the map: an outage is one story in the log.
+        self._map_failures = RepeatedFailure(log, "Redis Cluster slot map unavailable")
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -181,8 +184,8 @@ class ClusterBroker:
             handlers.add(handler)
             return
         self._handlers[channel] = {handler}
-        if not self._mapped:
-            await self.refresh()
+        # Without a slot map (the cluster unreachable since start) this returns at once: the
+        # refresh that gets one subscribes the channel and has its room resync.
         shard = self._assign(channel)
         if shard is not None:
             await shard.add(channel)
@@ -236,8 +239,9 @@ class ClusterBroker:
                 else:
                     await self.redis.nodes_manager.initialize()
             except Exception as exc:
-                log.warning("Redis Cluster slot map unavailable: %s", exc)
+                self._map_failures.failed(exc)
                 return
+            self._map_failures.succeeded()
             self._refreshed_at = asked
             if not self._mapped:
                 self._mapped = True

@@ -259,6 +259,40 @@ async def test_a_conversation_follows_its_slot_to_another_master(
         assert sorted(body["online"]) == sorted([alice, bob])
 
 
+async def test_processes_started_before_the_cluster_join_it_when_it_comes_up(
+    tmp_path: Path,
+) -> None:
+    cluster = ThrowawayCluster(tmp_path / "cluster")
+    gen = nodes_on(cluster, tmp_path)
+    start = next(gen)
+    try:
+        a, b = start(2)
+        alice, bob = uid(), uid()
+        conv = await conversation(a, alice, bob)
+        async with ws_client(a, alice) as on_a, ws_client(b, bob) as on_b:
+            # No cluster yet: each process serves its own sessions.
+            await on_a.subscribe(conv)
+            await on_b.subscribe(conv)
+            await send_rest(a, alice, conv, "alone")
+            assert (await on_a.messages(1))[0]["content"] == "alone"
+            cluster.create()
+
+            async def delivered_across() -> bool:
+                await send_rest(a, alice, conv, "together")
+                frame = await on_b.expect("message", timeout=1)
+                while frame["message"]["content"] != "together":
+                    frame = await on_b.expect("message", timeout=1)
+                return True
+
+            assert await wait_until(delivered_across, 15, "delivery once the cluster is up")
+            # The message stored before the cluster existed reached bob too (resync).
+            contents = [f["message"]["content"] for f in on_b.seen if f["type"] == "message"]
+            assert contents[0] == "alone"
+    finally:
+        gen.close()
+        cluster.destroy()
+
+
 async def test_a_master_restart_mid_conversation_loses_and_repeats_nothing(
     tmp_path: Path,
 ) -> None:
