@@ -1,7 +1,8 @@
 """State shared by every process through Redis: caches, rate limits, presence,
 connection counts and WebSocket tickets.
 
-Chosen by `server.wiring` when REDIS_URL is set. Every key starts with
+Chosen by `server.wiring` when REDIS_URL is set, on one Redis or a Redis Cluster (see
+`Keys` for the names that keep keys used together in one slot). Every key starts with
 REDIS_PREFIX. A Redis failure never reaches a room or a request (tickets aside: they
 answer 503, the client connects with its token instead): caches miss,
 rate limits fall back to this process's own count, presence to its own sessions.

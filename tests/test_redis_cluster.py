@@ -4,6 +4,7 @@ master's restart as they survive a Redis restart."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from redis.crc import key_slot
 
 from server.settings import SettingsError, load_settings
 from tests.conftest import TEST_ENV
-from tests.servers import ServerProcess, conversation, uid, ws_client
+from tests.servers import ServerProcess, WsClient, conversation, uid, ws_client
 from tests.services import (
     ThrowawayCluster,
     create_pg_database,
@@ -42,7 +43,9 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Throwawa
         cluster.destroy()
 
 
+@contextlib.contextmanager
 def nodes_on(cluster: ThrowawayCluster, workdir: Path) -> Iterator[Nodes]:
+    """Start service processes on this cluster with one database; stops them and drops it."""
     database = create_pg_database()
     prefix = redis_prefix()
     secret = uuid.uuid4().hex
@@ -80,7 +83,8 @@ def nodes_on(cluster: ThrowawayCluster, workdir: Path) -> Iterator[Nodes]:
 @pytest.fixture
 def nodes(redis_cluster: ThrowawayCluster, tmp_path: Path) -> Iterator[Nodes]:
     """`nodes(n, **env)`: n service processes on the module's cluster, one database."""
-    yield from nodes_on(redis_cluster, tmp_path)
+    with nodes_on(redis_cluster, tmp_path) as start:
+        yield start
 
 
 def shard_channels(cluster: ThrowawayCluster) -> list[list[str]]:
@@ -95,6 +99,14 @@ def shard_channels(cluster: ThrowawayCluster) -> list[list[str]]:
         finally:
             client.close()
     return found
+
+
+async def arrives(client: WsClient, content: str, timeout: float = 1.0) -> bool:
+    """Whether a message with this content reaches the client within the timeout."""
+    with contextlib.suppress(TimeoutError):
+        await client.expect("message", timeout, where=lambda f: f["message"]["content"] == content)
+        return True
+    return False
 
 
 async def redis_check(server: ServerProcess, state: str) -> bool:
@@ -263,33 +275,28 @@ async def test_processes_started_before_the_cluster_join_it_when_it_comes_up(
     tmp_path: Path,
 ) -> None:
     cluster = ThrowawayCluster(tmp_path / "cluster")
-    gen = nodes_on(cluster, tmp_path)
-    start = next(gen)
     try:
-        a, b = start(2)
-        alice, bob = uid(), uid()
-        conv = await conversation(a, alice, bob)
-        async with ws_client(a, alice) as on_a, ws_client(b, bob) as on_b:
-            # No cluster yet: each process serves its own sessions.
-            await on_a.subscribe(conv)
-            await on_b.subscribe(conv)
-            await send_rest(a, alice, conv, "alone")
-            assert (await on_a.messages(1))[0]["content"] == "alone"
-            cluster.create()
+        with nodes_on(cluster, tmp_path) as start:
+            a, b = start(2)
+            alice, bob = uid(), uid()
+            conv = await conversation(a, alice, bob)
+            async with ws_client(a, alice) as on_a, ws_client(b, bob) as on_b:
+                # No cluster yet: each process serves its own sessions.
+                await on_a.subscribe(conv)
+                await on_b.subscribe(conv)
+                await send_rest(a, alice, conv, "alone")
+                assert (await on_a.messages(1))[0]["content"] == "alone"
+                cluster.create()
 
-            async def delivered_across() -> bool:
-                await send_rest(a, alice, conv, "together")
-                frame = await on_b.expect("message", timeout=1)
-                while frame["message"]["content"] != "together":
-                    frame = await on_b.expect("message", timeout=1)
-                return True
+                async def delivered_across() -> bool:
+                    await send_rest(a, alice, conv, "together")
+                    return await arrives(on_b, "together")
 
-            assert await wait_until(delivered_across, 15, "delivery once the cluster is up")
-            # The message stored before the cluster existed reached bob too (resync).
-            contents = [f["message"]["content"] for f in on_b.seen if f["type"] == "message"]
-            assert contents[0] == "alone"
+                assert await wait_until(delivered_across, 15, "delivery once the cluster is up")
+                # The message stored before the cluster existed reached bob too (resync).
+                contents = [f["message"]["content"] for f in on_b.seen if f["type"] == "message"]
+                assert contents[0] == "alone"
     finally:
-        gen.close()
         cluster.destroy()
 
 
@@ -298,12 +305,10 @@ async def test_a_master_restart_mid_conversation_loses_and_repeats_nothing(
 ) -> None:
     cluster = ThrowawayCluster(tmp_path / "cluster")
     cluster.create()
-    gen = nodes_on(cluster, tmp_path)
-    start = next(gen)
     try:
-        await _restart_scenario(cluster, start)
+        with nodes_on(cluster, tmp_path) as start:
+            await _restart_scenario(cluster, start)
     finally:
-        gen.close()
         cluster.destroy()
 
 
@@ -312,12 +317,10 @@ async def test_a_master_failover_to_its_replica_loses_and_repeats_nothing(
 ) -> None:
     cluster = ThrowawayCluster(tmp_path / "cluster", replicas=1)
     cluster.create()
-    gen = nodes_on(cluster, tmp_path)
-    start = next(gen)
     try:
-        await _failover_scenario(cluster, start)
+        with nodes_on(cluster, tmp_path) as start:
+            await _failover_scenario(cluster, start)
     finally:
-        gen.close()
         cluster.destroy()
 
 
@@ -346,8 +349,7 @@ async def _failover_scenario(cluster: ThrowawayCluster, start: Nodes) -> None:
 
         async def delivered_live() -> bool:
             await send_rest(a, alice, conv, "on the new master")
-            frame = await on_b.expect("message", timeout=2)
-            return bool(frame["message"]["content"] == "on the new master")
+            return await arrives(on_b, "on the new master")
 
         # Every message, in order, once; then live delivery through the promoted replica.
         received = await on_b.messages(sent, timeout=20)
@@ -398,8 +400,7 @@ async def _restart_scenario(cluster: ThrowawayCluster, start: Nodes) -> None:
 
         async def delivered_live() -> bool:
             await send_rest(a, alice, conv, "live again")
-            frame = await on_b.expect("message", timeout=2)
-            return bool(frame["message"]["content"] == "live again")
+            return await arrives(on_b, "live again")
 
         assert await wait_until(delivered_live, 15, "cross-process delivery")
 
