@@ -522,28 +522,15 @@ def _bytes(value: object) -> bytes:
 # so a node that died stops counting within PRESENCE_TTL. Each node writes its own local
 # count (HSET, not HINCRBY): a lost or stale entry is corrected by the node's next change.
 # KEYS: conns hash; ARGV: node, node key prefix, limit, local count with the new one,
-# key TTL (ms), and on a cluster (node key prefix '') the live nodes, space-separated: the
-# script cannot read heartbeat keys of other slots there. Returns 1 if the connection was
-# counted, 0 if it would pass the limit.
+# key TTL (ms). Returns 1 if the connection was counted, 0 if it would pass the limit.
 _ACQUIRE = """
 local own = ARGV[1]
 local total = tonumber(ARGV[4])
-local live = nil
-if ARGV[2] == '' then
-  live = {}
-  for n in string.gmatch(ARGV[6], '%S+') do live[n] = true end
-end
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
   local node = entries[i]
   if node ~= own then
-    local alive
-    if live then
-      alive = live[node] == true
-    else
-      alive = redis.call('EXISTS', ARGV[2] .. node) == 1
-    end
-    if alive then
+    if redis.call('EXISTS', ARGV[2] .. node) == 1 then
       total = total + tonumber(entries[i + 1])
     else
       redis.call('HDEL', KEYS[1], node)
@@ -553,6 +540,36 @@ end
 if total > tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], own, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+# The same on a Redis Cluster, where the script cannot read other slots' heartbeat keys:
+# the caller names the nodes it knows alive and those it found dead (space-separated).
+# KEYS: conns hash; ARGV: node, limit, local count with the new one, key TTL (ms), live
+# nodes, dead nodes. An entry of a node in neither list changes nothing: the script
+# answers the list of such nodes, for the caller to look at their heartbeats and ask again.
+_ACQUIRE_CLUSTER = """
+local own = ARGV[1]
+local total = tonumber(ARGV[3])
+local live, dead, unknown = {}, {}, {}
+for n in string.gmatch(ARGV[5], '%S+') do live[n] = true end
+for n in string.gmatch(ARGV[6], '%S+') do dead[n] = true end
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local node = entries[i]
+  if node ~= own then
+    if live[node] then
+      total = total + tonumber(entries[i + 1])
+    elseif dead[node] then
+      redis.call('HDEL', KEYS[1], node)
+    else
+      table.insert(unknown, node)
+    end
+  end
+end
+if #unknown > 0 then return unknown end
+if total > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], own, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 # KEYS: conns hash; ARGV: node, local count after.
@@ -581,16 +598,17 @@ class RedisConnectionCounter:
         node: str,
         live_nodes: Callable[[], Collection[str]] | None = None,
     ) -> None:
-        """`live_nodes` (a cluster): the nodes whose counts are believed; an entry of any
-        other node is dropped, so a node's first connections may go uncounted elsewhere
-        until the next presence sweep sees it (the limit is looser for a moment, never
-        tighter)."""
+        """`live_nodes` (a cluster): the nodes the last presence sweep saw alive. An entry
+        of another node makes this process look at that node's heartbeat before counting,
+        so a node started since the sweep is counted, and a dead one's entry removed."""
         self._redis = redis
         self._prefix = prefix
         self.node = node
         self._live_nodes = live_nodes
+        self._keys = Keys(prefix, cluster=live_nodes is not None)
         self._local = MemoryConnectionCounter()
         self._acquire = redis.register_script(_ACQUIRE)
+        self._acquire_cluster = redis.register_script(_ACQUIRE_CLUSTER)
         self._release = redis.register_script(_RELEASE)
 
     def _key(self, user_id: str) -> str:
@@ -602,13 +620,19 @@ class RedisConnectionCounter:
         if not await self._local.acquire(user_id, limit):
             return False
         try:
-            args: list[Any] = [self.node, f"{self._prefix}node:"]
-            if self._live_nodes is not None:
-                args = [self.node, "", limit, self._local.open(user_id), _CONNS_TTL_MS]
-                args.append(" ".join(self._live_nodes()))
+            if self._live_nodes is None:
+                counted = await self._acquire(
+                    keys=[self._key(user_id)],
+                    args=[
+                        self.node,
+                        f"{self._prefix}node:",
+                        limit,
+                        self._local.open(user_id),
+                        _CONNS_TTL_MS,
+                    ],
+                )
             else:
-                args += [limit, self._local.open(user_id), _CONNS_TTL_MS]
-            counted = await self._acquire(keys=[self._key(user_id)], args=args)
+                counted = await self._count_on_cluster(user_id, limit, self._live_nodes())
         except Exception as exc:
             log.warning("shared connection count unavailable (%s); counting in this node", exc)
             return True
@@ -616,6 +640,27 @@ class RedisConnectionCounter:
             await self.release(user_id)
             return False
         return True
+
+    async def _count_on_cluster(self, user_id: str, limit: int, live: Collection[str]) -> bool:
+        args: list[Any] = [self.node, limit, self._local.open(user_id), _CONNS_TTL_MS]
+        result = await self._acquire_cluster(
+            keys=[self._key(user_id)], args=[*args, " ".join(live), ""]
+        )
+        if not isinstance(result, list):
+            return bool(result)
+        # Nodes the sweep has not seen yet (or never will: dead): their heartbeats decide.
+        unknown = [_text(n) for n in result]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for node in unknown:
+                pipe.exists(self._keys.node(node))
+            beating = await pipe.execute()
+        alive = [n for n, up in zip(unknown, beating, strict=True) if up]
+        dead = [n for n, up in zip(unknown, beating, strict=True) if not up]
+        result = await self._acquire_cluster(
+            keys=[self._key(user_id)], args=[*args, " ".join([*live, *alive]), " ".join(dead)]
+        )
+        # A node that appeared between the two calls: counted next time.
+        return bool(result) if not isinstance(result, list) else True
 
     async def release(self, user_id: str) -> None:
         await self._local.release(user_id)

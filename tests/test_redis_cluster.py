@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import redis
 from redis.crc import key_slot
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from server.settings import SettingsError, load_settings
 from tests.conftest import TEST_ENV
@@ -225,6 +227,59 @@ async def test_rate_limit_and_list_cache_are_shared_by_both_processes(nodes: Nod
     assert statuses == [201, 201, 201, 429, 429], statuses
 
 
+async def test_presence_of_a_killed_process_expires_within_the_ttl_and_a_sweep(
+    nodes: Nodes,
+) -> None:
+    a, b = nodes(2)
+    alice, bob = uid(), uid()
+    conv = await conversation(a, alice, bob)
+    async with ws_client(a, alice) as on_a:
+        await on_a.subscribe(conv)
+        async with ws_client(b, bob, close_timeout=0.1) as on_b:
+            await on_b.subscribe(conv)
+            await on_a.expect("presence", where=lambda f: bob in f.get("joined", []))
+            killed_at = time.monotonic()
+            b.kill()
+            gone = await on_a.expect(
+                "presence", timeout=3 * PRESENCE_TTL, where=lambda f: bob in f.get("left", [])
+            )
+            elapsed = time.monotonic() - killed_at
+    assert gone["onlineCount"] == 1
+    # A script cannot see other slots' heartbeat keys: the sweep (every TTL/3) decides.
+    assert elapsed < PRESENCE_TTL + PRESENCE_TTL / 3 + 1.0, elapsed
+
+
+async def _accepted(server: ServerProcess, user: str) -> bool:
+    try:
+        async with connect(f"{server.ws_url}?token={server.token(user)}"):
+            return True
+    except InvalidStatus as refused:
+        assert refused.response.status_code == 429
+        return False
+
+
+async def test_the_connection_limit_counts_sockets_on_both_processes(nodes: Nodes) -> None:
+    a, b = nodes(2, WS_MAX_CONNECTIONS_PER_USER="3")
+    alice = uid()
+    async with ws_client(a, alice), ws_client(b, alice), ws_client(a, alice):
+        # At once, though neither may have swept since the other started.
+        assert not await _accepted(b, alice)
+        assert not await _accepted(a, alice)
+
+
+async def test_sockets_of_a_killed_process_stop_counting(nodes: Nodes) -> None:
+    a, b = nodes(2, WS_MAX_CONNECTIONS_PER_USER="2")
+    alice = uid()
+    async with ws_client(b, alice, close_timeout=0.1), ws_client(b, alice, close_timeout=0.1):
+        assert not await _accepted(a, alice)
+        b.kill()
+
+        async def slot_free() -> bool:
+            return await _accepted(a, alice)
+
+        assert await wait_until(slot_free, 3 * PRESENCE_TTL, "the killed node's sockets lapsing")
+
+
 async def test_a_ticket_issued_on_one_process_opens_a_socket_on_the_other(
     nodes: Nodes,
 ) -> None:
@@ -233,8 +288,6 @@ async def test_a_ticket_issued_on_one_process_opens_a_socket_on_the_other(
     async with a.client(alice) as http:
         response = await http.post("/api/realtime/ticket")
         assert response.status_code == 201, response.text
-    from websockets.asyncio.client import connect
-
     async with connect(f"{b.ws_url}?ticket={response.json()['ticket']}") as conn:
         await conn.send('{"type": "ping"}')
         assert "pong" in str(await asyncio.wait_for(conn.recv(), 5))
