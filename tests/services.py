@@ -210,6 +210,10 @@ class ThrowawayCluster:
         if binary is None or cli is None:
             missing("Redis", "redis-server and redis-cli are needed for a cluster")
         assert binary is not None and cli is not None
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+        major = version.split("v=", 1)[-1].split(".", 1)[0]
+        if not major.isdigit() or int(major) < 7:
+            missing("Redis", f"sharded pub/sub needs redis-server 7 or later: {version.strip()}")
         self.binary, self.cli = binary, cli
         self.workdir = workdir
         self.ports: list[int] = []
