@@ -76,8 +76,11 @@ class Keys:
     - a conversation's presence hash is tagged like its pub/sub channel (`{c:<id>}`), so the
       shard whose restart loses the hash is the shard whose subscription drops, and the
       rooms' resubscription re-registers it;
-    - a node's heartbeat key and its conversation set share the node's tag, so the heartbeat
-      that finds its key gone re-registers both.
+    - the node registry (the `nodes` set, each node's heartbeat key and conversation set)
+      shares one tag, `{nodes}`: a master that restarts empty loses all of it at once, so
+      no sweep takes a live node for dead because its heartbeat alone was lost, and each
+      node's next heartbeat registers it again. (It is small: a key or two per node and a
+      write per heartbeat and per conversation a node starts serving.)
     Single-key families (cache entries, versions, rate limits, tickets, connection counts)
     need no tag: the whole key decides its slot.
     """
@@ -91,14 +94,18 @@ class Keys:
             return f"{self.prefix}presence:{{c:{conversation_id}}}"
         return f"{self.prefix}presence:{conversation_id}"
 
+    @property
+    def nodes(self) -> str:
+        return f"{self.prefix}{{nodes}}" if self.cluster else f"{self.prefix}nodes"
+
     def node(self, node: str) -> str:
         if self.cluster:
-            return f"{self.prefix}node:{{{node}}}"
+            return f"{self.prefix}node:{{nodes}}{node}"
         return f"{self.prefix}node:{node}"
 
     def node_conversations(self, node: str) -> str:
         if self.cluster:
-            return f"{self.prefix}nodeconvs:{{{node}}}"
+            return f"{self.prefix}nodeconvs:{{nodes}}{node}"
         return f"{self.prefix}nodeconvs:{node}"
 
     @property
@@ -374,7 +381,7 @@ class RedisPresence:
                         pipe.hdel(self._hash(conversation_id), f"{self.node}|{user}")
                 pipe.delete(self._node_key)
                 pipe.delete(self._node_convs)
-                pipe.srem(f"{self._prefix}nodes", self.node)
+                pipe.srem(self._keys.nodes, self.node)
                 await pipe.execute()
         except Exception as exc:
             log.warning("presence goodbye failed (%s); entries expire with the node key", exc)
@@ -471,7 +478,7 @@ class RedisPresence:
     async def _register(self, conversation_ids: list[str], *, node: bool) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             if node:
-                pipe.sadd(f"{self._prefix}nodes", self.node)
+                pipe.sadd(self._keys.nodes, self.node)
             for conversation_id in conversation_ids:
                 for user, count in self._local[conversation_id].items():
                     pipe.hset(self._hash(conversation_id), f"{self.node}|{user}", count)
@@ -482,7 +489,7 @@ class RedisPresence:
 
     async def _sweep(self) -> None:
         """Remove the entries of nodes whose key expired and announce who went offline."""
-        nodes_key = f"{self._prefix}nodes"
+        nodes_key = self._keys.nodes
         live = {self.node}
         for raw in await self._redis.smembers(nodes_key):
             node = _text(raw)

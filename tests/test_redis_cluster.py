@@ -365,6 +365,51 @@ async def test_a_master_restart_mid_conversation_loses_and_repeats_nothing(
         cluster.destroy()
 
 
+async def test_restarting_the_registry_master_takes_no_live_process_for_dead(
+    tmp_path: Path,
+) -> None:
+    cluster = ThrowawayCluster(tmp_path / "cluster")
+    cluster.create()
+    try:
+        with nodes_on(cluster, tmp_path) as start:
+            a, b = start(2)
+            alice, bob = uid(), uid()
+            prefix = a.env["REDIS_PREFIX"]
+            registry = cluster.owner_of(f"{prefix}{{nodes}}")
+            # A conversation served by another master: this test is about the registry alone
+            # (a room whose own master restarts is the restart test's).
+            conv = await conversation(a, alice, bob, title="0")
+            for attempt in range(1, 20):
+                if cluster.owner_of(f"{prefix}{{c:{conv}}}") != registry:
+                    break
+                conv = await conversation(a, alice, bob, title=str(attempt))
+            async with ws_client(a, alice) as on_a, ws_client(b, bob) as on_b:
+                await on_a.subscribe(conv)
+                await on_b.subscribe(conv)
+                await on_a.expect("presence", where=lambda f: bob in f.get("joined", []))
+                cluster.kill(registry)
+                cluster.start(registry)
+                cluster.wait_ok()
+                # Heartbeats and the node set came back empty together: no sweep finds b's
+                # heartbeat missing while b is listed, so bob never "leaves".
+                with pytest.raises(TimeoutError):
+                    await on_a.expect(
+                        "presence",
+                        timeout=PRESENCE_TTL + PRESENCE_TTL / 3 + 1.0,
+                        where=lambda f: bob in f.get("left", []),
+                    )
+
+                async def both_online() -> bool:
+                    async with a.client(alice) as http:
+                        url = f"/api/messages/conversations/{conv}/presence"
+                        body = (await http.get(url)).json()
+                    return sorted(body["online"]) == sorted([alice, bob])
+
+                assert await wait_until(both_online, 5, "presence registered again")
+    finally:
+        cluster.destroy()
+
+
 async def test_a_master_failover_to_its_replica_loses_and_repeats_nothing(
     tmp_path: Path,
 ) -> None:
