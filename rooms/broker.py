@@ -1,7 +1,8 @@
 """The broker carries events between processes: one channel per conversation and per user.
 
 The memory broker is the embedded default (one process); the Redis broker
-(rooms.redis_broker) is chosen when REDIS_URL is set.
+(rooms.redis_broker) is chosen when REDIS_URL is set, the sharded one
+(rooms.cluster_broker) when it names a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ class Broker(Protocol):
 
 def conversation_channel(conversation_id: str) -> str:
     return f"c:{conversation_id}"
+
+
+def conversation_of(channel: str) -> str | None:
+    """The conversation a channel carries, or None for a user or node-wide channel."""
+    return channel[2:] if channel.startswith("c:") else None
 
 
 def user_channel(user_id: str) -> str:

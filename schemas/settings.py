@@ -16,6 +16,9 @@ Positive = Annotated[int, Meta(gt=0)]
 NonNegative = Annotated[int, Meta(ge=0)]
 Seconds = Annotated[float, Meta(gt=0)]
 
+# REDIS_URL schemes that mean a Redis Cluster (the same as REDIS_CLUSTER=true).
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
 # The one definition of SendGrid's address; the provider and the setting both use it.
 SENDGRID_API_URL = "https://api.sendgrid.com"
 
@@ -235,6 +238,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # ---- Conversation lifecycle (edits, deletions, members) ----
     # How long after sending a message its sender may edit it (seconds; 0: always).
     message_edit_window: Annotated[float, Meta(ge=0)] = 172_800.0
+
+    # ---- Redis Cluster (docs/operations.md "Redis Cluster") ----
+    # REDIS_URL names one node of a Redis Cluster (>= 7): commands follow the slot map and
+    # pub/sub is sharded (SSUBSCRIBE/SPUBLISH). A `redis+cluster://` URL means the same.
+    redis_cluster: bool = False
+
+    @property
+    def redis_cluster_mode(self) -> bool:
+        return self.redis_cluster or self.redis_url.startswith(CLUSTER_SCHEMES)
+
+    @property
+    def redis_node_url(self) -> str:
+        """REDIS_URL as redis-py spells it: the `+cluster` of the scheme removed."""
+        for scheme in CLUSTER_SCHEMES:
+            if self.redis_url.startswith(scheme):
+                return scheme.replace("+cluster", "") + self.redis_url[len(scheme) :]
+        return self.redis_url
 
     @property
     def is_sqlite(self) -> bool:

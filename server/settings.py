@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -88,6 +89,7 @@ def _refuse_weak(settings: Settings) -> None:
             f"JWT_SECRET must be at least {MIN_PRODUCTION_SECRET_BYTES} bytes when "
             "ENVIRONMENT=production (e.g. `openssl rand -hex 32`)"
         )
+    _refuse_bad_cluster(settings)
     sendgrid = bool(settings.sendgrid_api_key)
     ses_keys = {
         "AWS_SES_ACCESS_KEY": settings.aws_ses_access_key,
@@ -111,6 +113,24 @@ def _refuse_weak(settings: Settings) -> None:
             "AWS_SES_ACCESS_KEY and AWS_SES_SECRET_KEY); set EMAIL_PROVIDER=dev to run "
             "production without sending email"
         )
+
+
+def _refuse_bad_cluster(settings: Settings) -> None:
+    if not settings.redis_cluster_mode:
+        return
+    if not settings.redis_url:
+        raise SettingsError("REDIS_CLUSTER=true needs REDIS_URL (any node of the cluster)")
+    url = settings.redis_node_url
+    if not url.startswith(("redis://", "rediss://")):
+        raise SettingsError(
+            "REDIS_CLUSTER=true needs REDIS_URL to be redis://, rediss:// or redis+cluster://"
+        )
+    path = urlsplit(url).path.strip("/")
+    if path not in ("", "0"):
+        raise SettingsError(f"REDIS_URL: a Redis Cluster has only database 0, not {path!r}")
+    if "{" in settings.redis_prefix or "}" in settings.redis_prefix:
+        # A brace in the prefix would become every key's hash tag: one slot for everything.
+        raise SettingsError("REDIS_PREFIX must not contain { or } with a Redis Cluster")
 
 
 def _development_secret(settings: Settings) -> str:

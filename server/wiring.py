@@ -27,7 +27,7 @@ from delivery.unsubscribe import Unsubscribe
 from delivery.webhooks_out.sender import WebhookSender
 from delivery.webhooks_out.service import Webhooks
 from delivery.worker import EmailWorker
-from rooms.broker import Broker, MemoryBroker
+from rooms.broker import Broker, MemoryBroker, Resubscribed, conversation_of
 from rooms.registry import RoomRegistry
 from rooms.service import Messaging
 from rooms.session import CLOSE_GOING_AWAY, Session
@@ -63,6 +63,8 @@ class SharedState:
     presence: PresenceTracker
     connections: ConnectionCounter
     tickets: TicketStore
+    # Besides the rooms' resync: what else must happen when channels are subscribed again.
+    resubscribed: Resubscribed | None = None
 
 
 @dataclass
@@ -105,6 +107,8 @@ def shared_state(settings: Settings) -> SharedState:
             MemoryConnectionCounter(),
             MemoryTicketStore(),
         )
+    if settings.redis_cluster_mode:
+        return _cluster_state(settings)
     from rooms.redis_broker import RedisBroker
     from state.redis import (
         RedisCache,
@@ -133,6 +137,52 @@ def shared_state(settings: Settings) -> SharedState:
         # Counts of a node last as long as its presence heartbeat (same node id).
         RedisConnectionCounter(redis, prefix, node=broker.node),
         RedisTicketStore(redis, prefix),
+    )
+
+
+def _cluster_state(settings: Settings) -> SharedState:
+    """The Redis twins on a Redis Cluster: sharded pub/sub, keys tagged by what goes together."""
+    from rooms.cluster_broker import ClusterBroker
+    from state.redis import (
+        RedisCache,
+        RedisConnectionCounter,
+        RedisPresence,
+        RedisRateLimiter,
+        RedisTicketStore,
+        cluster_client,
+    )
+
+    url = settings.redis_node_url
+    redis = cluster_client(url)
+    prefix = settings.redis_prefix
+    broker = ClusterBroker(url, prefix, redis)
+    presence = RedisPresence(
+        redis,
+        prefix,
+        ttl=settings.presence_ttl,
+        node=broker.node,
+        went_offline=OfflineAnnouncer(broker),
+        cluster=True,
+    )
+    restoring: set[asyncio.Task[None]] = set()
+
+    def restore_presence(channels: Sequence[str]) -> None:
+        # A master that came back empty lost the presence hashes of its conversations, which
+        # are exactly the channels subscribed again on it (same hash tag).
+        conversations = [c for c in map(conversation_of, channels) if c is not None]
+        if conversations:
+            task = asyncio.get_running_loop().create_task(presence.restore(conversations))
+            restoring.add(task)
+            task.add_done_callback(restoring.discard)
+
+    return SharedState(
+        broker,
+        RedisCache(redis, prefix, cluster=True),
+        RedisRateLimiter(redis, prefix),
+        presence,
+        RedisConnectionCounter(redis, prefix, node=broker.node, live_nodes=presence.live_nodes),
+        RedisTicketStore(redis, prefix),
+        resubscribed=restore_presence,
     )
 
 
@@ -242,6 +292,8 @@ async def build(settings: Settings) -> Services:
         # Events (and membership notices) published while the broker was away may be lost.
         rooms.resync(channels)
         messaging.forget_members()
+        if state.resubscribed is not None:
+            state.resubscribed(channels)
 
     await state.broker.start(on_resubscribed=resubscribed)
     await state.presence.start()

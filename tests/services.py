@@ -190,3 +190,184 @@ class ThrowawayRedis:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+
+class ThrowawayCluster:
+    """A private three-master Redis Cluster (Redis >= 7) on free ports, in its own folder.
+
+    Without replicas a master killed with `kill(i)` is down until `start(i)` runs it again
+    with its nodes.conf, so it takes back its own slots (empty: nothing is saved), as a master
+    restarted by a supervisor would. With `replicas=1` each master has a replica that takes
+    over its slots when it dies (failover). `cluster-require-full-coverage no` keeps the other
+    masters serving their slots meanwhile; a short node timeout lets them notice quickly.
+    """
+
+    MASTERS = 3
+
+    def __init__(self, workdir: Path, replicas: int = 0) -> None:
+        binary = shutil.which("redis-server")
+        cli = shutil.which("redis-cli")
+        if binary is None or cli is None:
+            missing("Redis", "redis-server and redis-cli are needed for a cluster")
+        assert binary is not None and cli is not None
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+        major = version.split("v=", 1)[-1].split(".", 1)[0]
+        if not major.isdigit() or int(major) < 7:
+            missing("Redis", f"sharded pub/sub needs redis-server 7 or later: {version.strip()}")
+        self.binary, self.cli = binary, cli
+        self.workdir = workdir
+        self.ports: list[int] = []
+        self.replicas = replicas
+        size = self.MASTERS * (1 + replicas)
+        while len(self.ports) < size:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port: int = sock.getsockname()[1]
+            # The cluster bus listens on port + 10000.
+            if port + 10000 < 65536 and port not in self.ports:
+                self.ports.append(port)
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * size
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}"
+
+    def create(self, timeout: float = 10.0) -> None:
+        for index in range(len(self.ports)):
+            self.start(index, wait=False)
+        for port in self.ports:
+            _wait_port(port, timeout)
+        addresses = [f"127.0.0.1:{p}" for p in self.ports]
+        options = ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
+        subprocess.run(
+            [self.cli, "--cluster", "create", *addresses, *options],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+        )
+        self.wait_ok(timeout)
+
+    def start(self, index: int, wait: bool = True, timeout: float = 10.0) -> None:
+        port = self.ports[index]
+        folder = self.workdir / str(port)
+        folder.mkdir(parents=True, exist_ok=True)
+        log = open(folder / "redis.log", "ab")
+        self.procs[index] = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "500",
+                "--cluster-require-full-coverage",
+                "no",
+                # A replica whose master went quiet takes over however old its copy: the
+                # tests' masters see little traffic, and with the short node timeout the
+                # default factor can refuse every failover.
+                "--cluster-replica-validity-factor",
+                "0",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(folder),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        if wait:
+            _wait_port(port, timeout)
+
+    def wait_ok(self, timeout: float = 10.0) -> None:
+        """Until every running node says the cluster is ok: each knows the others and its
+        slots. (With full coverage off a dead master's slots do not make it fail: this does
+        not wait for a failover.)"""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [
+                subprocess.run(
+                    [self.cli, "-p", str(port), "cluster", "info"],
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                for port, proc in zip(self.ports, self.procs, strict=True)
+                if proc is not None
+            ]
+            if all("cluster_state:ok" in state for state in states):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"Redis Cluster not ok within {timeout}s: {states}")
+
+    def owner_of(self, key: str) -> int:
+        """The index of the master that serves the key's slot (asked of a live master)."""
+        from redis.crc import key_slot
+
+        return self.owner_of_slot(key_slot(key.encode()))
+
+    def owner_of_slot(self, slot: int) -> int:
+        import redis
+
+        for port in self.ports:
+            client = redis.Redis(port=port, socket_connect_timeout=0.5)
+            try:
+                ranges = client.execute_command("CLUSTER SLOTS")
+            except redis.ConnectionError:
+                continue
+            finally:
+                client.close()
+            for start, end, master, *_ in ranges:
+                if start <= slot <= end:
+                    return self.ports.index(int(master[1]))
+        raise RuntimeError(f"no master serves slot {slot}")
+
+    def move_slot(self, slot: int, to: int) -> None:
+        """Reshard one slot, keys and all, to master `to` (what `redis-cli --cluster reshard`
+        does, for one slot): IMPORTING/MIGRATING, MIGRATE each key, then tell every master."""
+        import redis
+
+        clients = [redis.Redis(port=port) for port in self.ports]
+        try:
+            ids = [c.execute_command("CLUSTER MYID").decode() for c in clients]
+            source = self.owner_of_slot(slot)
+            if source == to:
+                return
+            clients[to].execute_command("CLUSTER SETSLOT", slot, "IMPORTING", ids[source])
+            clients[source].execute_command("CLUSTER SETSLOT", slot, "MIGRATING", ids[to])
+            while keys := clients[source].execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+                clients[source].execute_command(
+                    "MIGRATE", "127.0.0.1", self.ports[to], "", 0, 5000, "KEYS", *keys
+                )
+            for client in (clients[to], clients[source], *clients):
+                client.execute_command("CLUSTER SETSLOT", slot, "NODE", ids[to])
+        finally:
+            for client in clients:
+                client.close()
+
+    def kill(self, index: int) -> None:
+        proc = self.procs[index]
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        self.procs[index] = None
+
+    def destroy(self) -> None:
+        for index in range(len(self.ports)):
+            self.kill(index)
+
+
+def _wait_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _port_open("127.0.0.1", port):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"redis-server did not start on port {port}")
