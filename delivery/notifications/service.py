@@ -159,7 +159,9 @@ class NotificationService:
                         dedupe_key=f"notification:{row.id}",
                     )
                     jobs.append((job, plan.due_at))
-            if push_on and PUSH in item.channels:
+            # Over the rate limit a user's phone must not buzz for each one either: the
+            # non-critical ones wait in the inbox (and the folded email).
+            if push_on and PUSH in item.channels and not (over and not critical):
                 push_plan = plan_push(preference, critical, prefs.quiet_hours, prefs.zone, now)
                 if push_plan.send:
                     pushes.append(self._push_for(row, critical, push_plan.due_at))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tests.push.conftest import (
     COALESCE,
@@ -323,3 +324,19 @@ async def test_unread_pushes_follow_the_preference(
     await pushes_to(pushsvc, browser)
     await asyncio.sleep(0.5)
     assert [p.payload["title"] for p in pushsvc.received(browser)] == ["still pushed"]
+
+
+async def test_past_the_rate_limit_only_critical_notifications_are_pushed(
+    make_push_server: Any, pushsvc: PushServiceStandin
+) -> None:
+    server: ServerProcess = make_push_server(NOTIFICATION_RATE_LIMIT_PER_MINUTE="1")
+    user_id, browser = await subscribed(server, pushsvc)
+    await set_preferences(server, user_id, {"types": {"system": {"push": True}}})
+
+    await notify(server, user_id, title="first")
+    await notify(server, user_id, title="over the limit")
+    await notify(server, user_id, type="nda_request", title="critical")
+
+    await pushes_to(pushsvc, browser, 2)
+    await asyncio.sleep(0.3)
+    assert sorted(p.payload["title"] for p in pushsvc.received(browser)) == ["critical", "first"]
