@@ -239,8 +239,10 @@ class PushStore:
         row = await self.db.fetchrow("SELECT MIN(due_at) FROM push_outbox")
         return int(row[0]) if row is not None and row[0] is not None else None
 
-    async def claim(self, now: int, limit: int, lease_ms: int) -> list[DuePush]:
-        """Lease up to `limit` due pushes; a lease that lapsed (a crashed worker) is taken again."""
+    async def claim(self, holder: str, now: int, limit: int, lease_ms: int) -> list[DuePush]:
+        """Lease up to `limit` due pushes to `holder`; a lease that lapsed (a crashed
+        worker) is taken again. Two processes picking the same rows at once: the second
+        UPDATE finds them claimed and skips them, and only rows claimed by `holder` return."""
         async with self.db.transaction() as tx:
             ids = [
                 r[0]
@@ -256,8 +258,9 @@ class PushStore:
                 return []
             marks = ", ".join("?" for _ in ids)
             await tx.execute(
-                f"UPDATE push_outbox SET claimed_until = ? WHERE id IN ({marks}) "
+                f"UPDATE push_outbox SET claimed_by = ?, claimed_until = ? WHERE id IN ({marks}) "
                 "AND claimed_until < ?",
+                holder,
                 now + lease_ms,
                 *ids,
                 now,
@@ -266,8 +269,11 @@ class PushStore:
                 "SELECT o.id, o.subscription_id, s.endpoint, s.p256dh, s.auth, o.payload, "
                 "o.urgency, o.ttl, o.attempts, o.expires_at FROM push_outbox o "
                 "JOIN push_subscriptions s ON s.id = o.subscription_id "
-                f"WHERE o.id IN ({marks}) ORDER BY o.due_at, o.id",
+                f"WHERE o.id IN ({marks}) AND o.claimed_by = ? AND o.claimed_until = ? "
+                "ORDER BY o.due_at, o.id",
                 *ids,
+                holder,
+                now + lease_ms,
             )
         return [
             DuePush(

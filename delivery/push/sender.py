@@ -17,6 +17,7 @@ import email.utils
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable
 
 import httpx
@@ -77,6 +78,7 @@ class PushSender:
         self.allow_private = allow_private
         self.clock = clock
         self.lease_ms = int((TIMEOUT * 2 + 30) * 1000)
+        self.holder = f"push-{uuid.uuid4()}"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
@@ -121,7 +123,7 @@ class PushSender:
                 self._wake.clear()
 
     async def step(self) -> int:
-        claimed = await self.store.claim(self.clock(), BATCH_SIZE, self.lease_ms)
+        claimed = await self.store.claim(self.holder, self.clock(), BATCH_SIZE, self.lease_ms)
         if claimed:
             await asyncio.gather(*(self._deliver(push) for push in claimed))
         return len(claimed)

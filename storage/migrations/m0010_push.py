@@ -34,6 +34,8 @@ STATEMENTS = [
         due_at BIGINT NOT NULL,
         -- Past this nobody wants the push any more (due_at + ttl): dropped, not retried.
         expires_at BIGINT NOT NULL,
+        -- The sender holding the row until claimed_until (a crashed one's lease lapses).
+        claimed_by TEXT,
         claimed_until BIGINT NOT NULL DEFAULT 0,
         last_error TEXT,
         created_at BIGINT NOT NULL

@@ -81,8 +81,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[S
 def make_push_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
-    def make(data_dir: Path | None = None, **env: str) -> ServerProcess:
+    def make(data_dir: Path | None = None, secret: str | None = None, **env: str) -> ServerProcess:
         proc = ServerProcess(data_dir or tmp_path / f"s{len(started)}", {**PUSH_ENV, **env})
+        if secret is not None:
+            proc.secret = secret  # tokens valid on every node of a test cluster
         started.append(proc)
         proc.start()
         return proc
