@@ -304,9 +304,11 @@ class PushStore:
             push_id,
         )
 
-    async def pending(self) -> int:
-        row = await self.db.fetchrow("SELECT COUNT(*) FROM push_outbox")
-        return int(row[0]) if row is not None else 0
+    async def queue_stats(self) -> tuple[int, int | None]:
+        """(pushes waiting, created_at of the oldest), for the metrics."""
+        row = await self.db.fetchrow("SELECT COUNT(*), MIN(created_at) FROM push_outbox")
+        assert row is not None
+        return int(row[0]), (int(row[1]) if row[1] is not None else None)
 
     # ---- unread messages -----------------------------------------------------------
 

@@ -112,3 +112,17 @@ def test_the_vapid_command_prints_a_pair_the_server_accepts(tmp_path: Path) -> N
     )
     assert settings.vapid_public_key == pair["VAPID_PUBLIC_KEY"]
     assert len(pair["VAPID_PUBLIC_KEY"]) == 87 and len(pair["VAPID_PRIVATE_KEY"]) == 43
+
+
+async def test_metrics_show_the_push_outbox(
+    make_push_server: Any, pushsvc: PushServiceStandin
+) -> None:
+    server: ServerProcess = make_push_server(PUSH_RETRY_BASE="30")
+    user_id, browser = await subscribed(server, pushsvc)
+    pushsvc.answer(browser, 503)
+    await notify(server, user_id, type="nda_request")
+    await pushes_to(pushsvc, browser)  # refused once: now waiting 15 s or more for its retry
+
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        text = (await http.get("/metrics")).text
+    assert 'pitchey_delivery_queue_depth{queue="push"} 1.0' in text
