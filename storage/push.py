@@ -235,10 +235,6 @@ class PushStore:
 
     # ---- the outbox --------------------------------------------------------------
 
-    async def next_due(self) -> int | None:
-        row = await self.db.fetchrow("SELECT MIN(due_at) FROM push_outbox")
-        return int(row[0]) if row is not None and row[0] is not None else None
-
     async def claim(self, holder: str, now: int, limit: int, lease_ms: int) -> list[DuePush]:
         """Lease up to `limit` due pushes to `holder`; a lease that lapsed (a crashed
         worker) is taken again. Two processes picking the same rows at once: the second
