@@ -12,3 +12,10 @@ class UserFrames(Protocol):
     async def publish(self, user_id: str, payload: bytes) -> None:
         """Send an encoded frame to every session of the user, on every process."""
         ...
+
+
+class ConversationPresence(Protocol):
+    async def online(self, conversation_id: str) -> list[str]:
+        """Users with a live session in the conversation, on any process (the same test the
+        unread-message email uses: someone looking at the conversation needs no nudge)."""
+        ...

@@ -12,7 +12,7 @@ from schemas.frames import ServerFrame
 from schemas.messages import Base, Id
 
 NotificationType = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
-Channel = Literal["in-app", "email"]
+Channel = Literal["in-app", "email", "push"]
 Priority = Literal["low", "normal", "high", "critical"]
 Frequency = Literal["instant", "daily", "weekly", "off"]
 Title = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -68,6 +68,8 @@ class TypePreference(Base, kw_only=True):
     in_app: bool
     email: bool
     frequency: Frequency
+    # Web Push to the user's subscribed browsers (README "Web Push").
+    push: bool = False
     critical: bool = False
 
 
@@ -113,7 +115,7 @@ class SendNotification(Strict, kw_only=True):
     user_ids: Annotated[list[Id], Meta(max_length=MAX_RECIPIENTS)] | None = None
     data: FreeJson | None = None
     channels: Annotated[list[Channel], Meta(min_length=1)] = msgspec.field(
-        default_factory=lambda: ["in-app", "email"]
+        default_factory=lambda: ["in-app", "email", "push"]
     )
     priority: Priority = "normal"
 
@@ -121,6 +123,7 @@ class SendNotification(Strict, kw_only=True):
 class TypePreferencePatch(Strict, kw_only=True):
     in_app: bool | UnsetType = UNSET
     email: bool | UnsetType = UNSET
+    push: bool | UnsetType = UNSET
     frequency: Frequency | UnsetType = UNSET
     # Read-only: GET shows it, and a PUT of what GET returned must succeed, so it is
     # accepted here and ignored (criticality is the service's rule, not a preference).

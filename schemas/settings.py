@@ -256,6 +256,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 return scheme.replace("+cluster", "") + self.redis_url[len(scheme) :]
         return self.redis_url
 
+    # ---- Web Push (README "Web Push"; docs/security.md) ----
+    # VAPID keys as browsers use them (base64url, unpadded): the 65-byte uncompressed P-256
+    # public point and the 32-byte private scalar (`pitchey-comms vapid` makes a pair).
+    # Without both, push is off. The subject (mailto: or https:) tells push services whom
+    # to contact about this sender.
+    vapid_public_key: str = ""
+    vapid_private_key: str = ""
+    vapid_subject: str = ""
+    # At most one unread-message push per user and conversation per this many seconds.
+    push_unread_coalesce: Annotated[float, Meta(ge=0)] = 60.0
+    # How often the push sender and the unread-message scan look for work (a new
+    # notification's push wakes the local sender at once).
+    push_batch_timeout: Seconds = 1.0
+    # The first retry of a push the push service refused for now (429, 5xx, no answer)
+    # waits about this long; each next one twice as long, or what Retry-After asks.
+    push_retry_base: Seconds = 5.0
+    # Let pushes reach private, loopback and link-local addresses (tests only).
+    push_allow_private: bool = False
+
+    # ---- Operations alerts ----
+    # Users notified (type `webhook_disabled`, in-app, email, push) when an outgoing
+    # webhook endpoint is disabled; comma-separated user ids. Empty: only the log says so.
+    admin_user_ids: tuple[str, ...] = ()
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")

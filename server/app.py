@@ -30,6 +30,7 @@ from server.routes import (
     messages,
     notifications,
     pages,
+    push,
     realtime,
     webhooks,
 )
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
         *notifications.routes,
         *realtime.routes,
         *webhooks.routes,
+        *push.routes,
         # Reached only when the app runs without the Gateway (the Gateway answers /ws itself).
         WebSocketRoute("/ws", websocket_endpoint),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

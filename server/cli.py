@@ -1,4 +1,4 @@
-"""`pitchey-comms serve | token | migrate` (also `python -m server`)."""
+"""`pitchey-comms serve | token | migrate | vapid` (also `python -m server`)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl", type=float, default=24 * 3600, help="seconds (default one day)")
 
     commands.add_parser("migrate", help="apply database migrations and exit")
+    commands.add_parser("vapid", help="print a new VAPID key pair for web push")
 
     args = parser.parse_args(argv)
+    if args.command == "vapid":
+        # Needs no settings: it is how an operator makes the first ones.
+        from delivery.push.vapid import generate
+
+        public, private = generate()
+        print(f"VAPID_PUBLIC_KEY={public}\nVAPID_PRIVATE_KEY={private}")
+        return 0
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -19,6 +19,7 @@ from schemas import attachments as att
 from schemas import email as em
 from schemas import messages as msg
 from schemas import notifications as nt
+from schemas import push as ps
 from schemas import realtime as rt
 from schemas import webhooks as wh
 
@@ -495,6 +496,50 @@ OPERATIONS: tuple[Op, ...] = (
         status=202,
         errors=(401, 403, 404),
     ),
+    # ---- web push
+    Op(
+        "GET",
+        "/api/push/public-key",
+        "The VAPID public key for PushManager.subscribe's applicationServerKey",
+        "push",
+        response=ps.PublicKey,
+        errors=(401, 404),
+    ),
+    Op(
+        "POST",
+        "/api/push/subscriptions",
+        "Store this browser's push subscription (the same endpoint again: 200, same id)",
+        "push",
+        body=ps.SubscriptionIn,
+        response=ps.SubscriptionCreated,
+        status=201,
+        errors=(401, 404, 422),
+    ),
+    Op(
+        "GET",
+        "/api/push/subscriptions",
+        "Your push subscriptions",
+        "push",
+        response=ps.SubscriptionList,
+        errors=(401,),
+    ),
+    Op(
+        "DELETE",
+        "/api/push/subscriptions/{subscription_id}",
+        "Remove one of your push subscriptions",
+        "push",
+        status=204,
+        errors=(401, 404),
+    ),
+    Op(
+        "GET",
+        "/api/push/sw.js",
+        "The service worker that shows pushes and opens APP_URL + their path on click",
+        "push",
+        PUBLIC,
+        content_type="text/javascript",
+        errors=(),
+    ),
     # ---- notifications
     Op(
         "GET",
@@ -658,9 +703,13 @@ def build() -> dict[str, Any]:
         responses: dict[str, Any] = {str(op.status): ok}
         if op.method == "GET" and op.path == "/api/messages/attachments/{attachment_id}":
             responses["302"] = {"description": "Redirect to a short-lived presigned URL (S3)"}
-        if op.path == "/api/messages/conversations" and op.method == "POST":
+        again = {
+            "/api/messages/conversations": "The existing direct conversation",
+            "/api/push/subscriptions": "The endpoint was registered already: updated, same id",
+        }
+        if op.method == "POST" and op.path in again:
             responses["200"] = {
-                "description": "The existing direct conversation",
+                "description": again[op.path],
                 "content": {"application/json": {"schema": by_type[id(op.response)]}},
             }
         # Any route answers 400 to a NUL in its path or query (server.middleware.Admission),

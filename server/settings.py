@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from delivery.push.vapid import VapidConfig, VapidError, check
 from schemas.settings import Settings
 from storage.private import private_dir, write_private
 
@@ -50,6 +51,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     if settings.environment == "production" and not settings.jwt_secret:
         raise SettingsError("JWT_SECRET must be set when ENVIRONMENT=production")
     _refuse_weak(settings)
+    _refuse_bad_vapid(settings)
     if not settings.jwt_secret:
         settings = msgspec.structs.replace(settings, jwt_secret=_development_secret(settings))
     return settings
@@ -131,6 +133,31 @@ def _refuse_bad_cluster(settings: Settings) -> None:
     if "{" in settings.redis_prefix or "}" in settings.redis_prefix:
         # A brace in the prefix would become every key's hash tag: one slot for everything.
         raise SettingsError("REDIS_PREFIX must not contain { or } with a Redis Cluster")
+
+
+def _refuse_bad_vapid(settings: Settings) -> None:
+    """Push is off without keys; with them, all three settings must make a usable sender."""
+    keys = {
+        "VAPID_PUBLIC_KEY": settings.vapid_public_key,
+        "VAPID_PRIVATE_KEY": settings.vapid_private_key,
+    }
+    if not any(keys.values()):
+        return
+    missing = [name for name, value in keys.items() if not value]
+    if not settings.vapid_subject:
+        missing.append("VAPID_SUBJECT")
+    if missing:
+        raise SettingsError(
+            f"web push needs {', '.join(missing)} too (`pitchey-comms vapid` prints a key pair)"
+        )
+    try:
+        check(
+            VapidConfig(
+                settings.vapid_public_key, settings.vapid_private_key, settings.vapid_subject
+            )
+        )
+    except VapidError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _development_secret(settings: Settings) -> str:

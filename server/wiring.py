@@ -20,8 +20,10 @@ from delivery.email import EmailService
 from delivery.failover import ProviderRouter, RetryPolicy
 from delivery.intake import WebhookIntake
 from delivery.notifications import Notifications
+from delivery.notifications.alerts import AdminAlerts
 from delivery.providers import build_providers
 from delivery.providers.base import MAX_MESSAGE_BYTES
+from delivery.push import Push
 from delivery.render import TemplateRenderer
 from delivery.unsubscribe import Unsubscribe
 from delivery.webhooks_out.sender import WebhookSender
@@ -86,6 +88,7 @@ class Services:
     email: EmailService
     webhooks: WebhookIntake
     notifications: Notifications
+    push: Push
     webhooks_out: Webhooks
     webhook_sender: WebhookSender
     runtime: Runtime
@@ -324,7 +327,11 @@ async def build(settings: Settings) -> Services:
         require_topic_allowlist=not settings.development,
     )
     email_worker.start()
-    # 5. Notifications last: they push through the user hub and queue into email.
+    # 5. Web Push: its outbox is written by notifications and by its own unread-message
+    #    scan, which asks presence (state) who is looking at a conversation.
+    push = Push(settings=settings, db=db, cache=state.cache, presence=state.presence)
+    push.start()
+    # 6. Notifications: they push frames through the user hub, queue into email and push.
     notifications = Notifications(
         settings=settings,
         db=db,
@@ -334,9 +341,10 @@ async def build(settings: Settings) -> Services:
         presence=state.presence,
         users=users,
         email=email,
+        push=push,
     )
     notifications.start()
-    # 6. Webhooks out: storage writes their outbox with each change; the sender drains it.
+    # 7. Webhooks out: storage writes their outbox with each change; the sender drains it.
     webhook_store = WebhookStore(db)
     webhooks_out = Webhooks(webhook_store, allow_private=settings.webhook_allow_private)
     webhook_sender = WebhookSender(
@@ -348,6 +356,7 @@ async def build(settings: Settings) -> Services:
         disable_after=settings.webhook_disable_after,
         timeout=settings.webhook_timeout,
         allow_private=settings.webhook_allow_private,
+        alerts=AdminAlerts(notifications.service, settings.admin_user_ids),
     )
     webhook_sender.start()
     sessions: dict[Session, None] = {}
@@ -375,6 +384,7 @@ async def build(settings: Settings) -> Services:
         email=email,
         webhooks=webhooks,
         notifications=notifications,
+        push=push,
         webhooks_out=webhooks_out,
         webhook_sender=webhook_sender,
         runtime=runtime,
@@ -383,7 +393,7 @@ async def build(settings: Settings) -> Services:
         tickets=state.tickets,
         tokens=TokenVerifier(settings.jwt_secret),
     )
-    # 7. Last: start-up objects are frozen out of the collector once everything is built.
+    # 8. Last: start-up objects are frozen out of the collector once everything is built.
     runtime.start()
     if settings.ws_idle_timeout > 0:
         services.background.append(asyncio.create_task(_close_idle(services), name="idle-sweeper"))
@@ -420,6 +430,7 @@ async def shutdown(services: Services) -> None:
         ("runtime", services.runtime.stop),
         ("webhook sender", services.webhook_sender.stop),
         ("notifications", services.notifications.stop),
+        ("push", services.push.stop),
         ("email worker", services.email_worker.stop),
         ("attachments", services.attachments.stop),
         ("email bucket", services.email_objects.stop),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.db import Connection, Database, IntegrityError, Row
+from storage.push import QueuedPush, queue_for_user
 from storage.webhooks import record_events
 
 # Email status of a notification (the `email_status` column).
@@ -55,6 +56,8 @@ class PreferenceRow:
     in_app: bool
     email: bool
     frequency: str
+    # None: stored before the push channel existed; the type's default applies.
+    push: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +146,10 @@ class NotificationStore:
         jobs: Sequence[tuple[JobRow, int]],
         folds: Sequence[tuple[JobRow, int]],
         now: int,
+        pushes: Sequence[QueuedPush] = (),
     ) -> dict[str, int]:
-        """Store notifications and their email jobs in one transaction: accepted means stored.
+        """Store notifications, their email jobs and pushes in one transaction: accepted
+        means stored.
 
         `folds` are fold jobs, inserted only if the user has no pending one already.
         Returns the in-app unread count of each recipient, counted in the same transaction
@@ -201,6 +206,8 @@ class NotificationStore:
                 )
                 if pending is None:
                     await _insert_job(tx, job, due_at, now)
+            for push in pushes:
+                await queue_for_user(tx, push, now)
             return await self.unread_counts([r.user_id for r in rows if r.in_app], tx)
 
     async def unread_counts(
@@ -298,7 +305,7 @@ class NotificationStore:
 
     async def preferences(self, user_id: str) -> tuple[list[PreferenceRow], UserSettingsRow]:
         rows = await self.db.fetch(
-            "SELECT type, in_app, email, frequency FROM notification_preferences "
+            "SELECT type, in_app, email, frequency, push FROM notification_preferences "
             "WHERE user_id = ? ORDER BY type",
             user_id,
         )
@@ -307,7 +314,10 @@ class NotificationStore:
             "FROM users u LEFT JOIN notification_settings s ON s.user_id = u.id WHERE u.id = ?",
             user_id,
         )
-        prefs = [PreferenceRow(r[0], bool(r[1]), bool(r[2]), r[3]) for r in rows]
+        prefs = [
+            PreferenceRow(r[0], bool(r[1]), bool(r[2]), r[3], None if r[4] is None else bool(r[4]))
+            for r in rows
+        ]
         if settings is None:
             return prefs, UserSettingsRow(None, None, None)
         return prefs, UserSettingsRow(settings[0], settings[1], settings[2])
@@ -325,10 +335,22 @@ class NotificationStore:
         async with self.db.transaction() as tx:
             await tx.executemany(
                 "INSERT INTO notification_preferences (user_id, type, in_app, email, frequency, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, type) DO UPDATE SET "
-                "in_app = excluded.in_app, email = excluded.email, "
-                "frequency = excluded.frequency, updated_at = excluded.updated_at",
-                [(user_id, p.type, int(p.in_app), int(p.email), p.frequency, now) for p in types],
+                "push, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, type) "
+                "DO UPDATE SET in_app = excluded.in_app, email = excluded.email, "
+                "frequency = excluded.frequency, push = excluded.push, "
+                "updated_at = excluded.updated_at",
+                [
+                    (
+                        user_id,
+                        p.type,
+                        int(p.in_app),
+                        int(p.email),
+                        p.frequency,
+                        None if p.push is None else int(p.push),
+                        now,
+                    )
+                    for p in types
+                ],
             )
             if set_quiet or set_timezone:
                 await tx.execute(

@@ -19,7 +19,7 @@ from storage.users import UserStore
 
 from .preferences import PreferenceService
 from .scheduler import NotificationScheduler
-from .service import NotificationService, Outgoing
+from .service import NotificationService, Outgoing, PushOutlet
 from .worker import EmailQueue, NotificationWorker
 
 __all__ = ["Notifications", "Outgoing"]
@@ -37,6 +37,7 @@ class Notifications:
         presence: PresenceTracker,
         users: UserFrames,
         email: EmailQueue,
+        push: PushOutlet | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.store = NotificationStore(db)
@@ -62,6 +63,8 @@ class Notifications:
             rate_per_minute=settings.notification_rate_limit_per_minute,
             clock=clock,
             on_queued=self.worker.wake,
+            push=push,
+            app_url=self.app_url,
         )
         self.scheduler = NotificationScheduler(
             store=self.store,

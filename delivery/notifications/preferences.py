@@ -40,15 +40,17 @@ CRITICAL_TYPES = frozenset(
     }
 )
 
-# (in-app, email, frequency) per known type; any other type gets DEFAULT.
-DEFAULT = (True, True, "instant")
-DEFAULTS: dict[str, tuple[bool, bool, str]] = {
-    **{name: (True, True, "instant") for name in CRITICAL_TYPES},
+# (in-app, email, frequency, push) per known type; any other type gets DEFAULT.
+# Push interrupts whatever the user is doing: on only for what must not wait (critical
+# types) and for messages someone is waiting on an answer to.
+DEFAULT = (True, True, "instant", False)
+DEFAULTS: dict[str, tuple[bool, bool, str, bool]] = {
+    **{name: (True, True, "instant", True) for name in CRITICAL_TYPES},
     # Progress news: worth reading, not worth an email each time.
-    "production_update": (True, True, "daily"),
-    "marketplace_alert": (True, True, "daily"),
+    "production_update": (True, True, "daily", False),
+    "marketplace_alert": (True, True, "daily", False),
     # Unread messages are an email about the inbox, never an inbox entry themselves.
-    "unread_messages": (False, True, "instant"),
+    "unread_messages": (False, True, "instant", True),
 }
 
 
@@ -63,11 +65,12 @@ def is_critical(kind: str, priority: str = "normal") -> bool:
 
 
 def default_preference(kind: str) -> TypePreference:
-    in_app, email, frequency = DEFAULTS.get(kind, DEFAULT)
+    in_app, email, frequency, push = DEFAULTS.get(kind, DEFAULT)
     return TypePreference(
         in_app=in_app,
         email=email,
         frequency=frequency,  # type: ignore[arg-type]
+        push=push,
         critical=kind in CRITICAL_TYPES,
     )
 
@@ -142,6 +145,29 @@ def plan_email(
     return EmailPlan(True, now, "queued")
 
 
+@dataclass(frozen=True, slots=True)
+class PushPlan:
+    send: bool
+    due_at: int  # later than now when quiet hours hold it back
+
+
+def plan_push(
+    preference: TypePreference,
+    critical: bool,
+    quiet: QuietHours | None,
+    tz: ZoneInfo,
+    now: int,
+) -> PushPlan:
+    """The push channel: the type's switch; quiet hours hold a non-critical push until
+    they end, as they hold its email (the frequency is the email's alone)."""
+    if not preference.push:
+        return PushPlan(False, now)
+    if critical:
+        return PushPlan(True, now)
+    until = quiet_until(quiet, tz, now)
+    return PushPlan(True, until if until is not None else now)
+
+
 # ---- per-user preferences, cached ------------------------------------------------
 
 
@@ -202,6 +228,8 @@ class PreferenceService:
                     in_app=r.in_app,
                     email=r.email,
                     frequency=r.frequency,  # type: ignore[arg-type]
+                    # Stored before push existed (NULL): the type's default.
+                    push=default_preference(r.type).push if r.push is None else r.push,
                     critical=r.type in CRITICAL_TYPES,
                 )
                 for r in rows
@@ -224,6 +252,7 @@ class PreferenceService:
                         type=kind,
                         in_app=base.in_app if patch.in_app is msgspec.UNSET else bool(patch.in_app),
                         email=base.email if patch.email is msgspec.UNSET else bool(patch.email),
+                        push=base.push if patch.push is msgspec.UNSET else bool(patch.push),
                         frequency=(
                             base.frequency
                             if isinstance(patch.frequency, msgspec.UnsetType)
@@ -278,7 +307,8 @@ class PreferenceService:
 
 
 def _namespace(user_id: str) -> str:
-    return f"prefs:{user_id}"
+    # v2: entries cached before the push channel lack it; a new key never reads them.
+    return f"prefs:v2:{user_id}"
 
 
 def _clock_time(minutes: int) -> str:

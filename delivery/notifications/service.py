@@ -12,10 +12,11 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from base.clock import iso
 from base.errors import Invalid, NotFound
+from delivery import push_payload as payloads
 from delivery.ports import UserFrames
 from schemas.codec import encode
 from schemas.notifications import (
@@ -29,13 +30,19 @@ from schemas.notifications import (
 from state.ratelimit import RateLimiter
 from storage.messages import now_ms
 from storage.notifications import FOLD_CATEGORY, FOLDED, JobRow, NotificationRow, NotificationStore
+from storage.push import QueuedPush
 
-from .preferences import PreferenceService, is_critical, plan_email
+from .preferences import PreferenceService, is_critical, plan_email, plan_push
 
 log = logging.getLogger("pitchey.notifications")
 
 IN_APP = "in-app"
 EMAIL = "email"
+PUSH = "push"
+# How long a push service keeps a push for a browser that is offline: a critical one a
+# day (the user must see it), the rest four hours (by then the inbox and email tell it).
+CRITICAL_PUSH_TTL = 86_400
+PUSH_TTL = 4 * 3600
 # The rate limit's own window: a user over the limit gets at most one folded summary email
 # per minute, sent a minute after the first notification that overflowed.
 FOLD_DELAY_MS = 60_000
@@ -51,9 +58,18 @@ class Outgoing:
     message: str
     data: dict[str, Any] | None = None
     priority: str = "normal"
-    channels: frozenset[str] = frozenset({IN_APP, EMAIL})
+    channels: frozenset[str] = frozenset({IN_APP, EMAIL, PUSH})
     template: str = "notification"
     template_data: dict[str, Any] = field(default_factory=dict)
+
+
+class PushOutlet(Protocol):
+    """The push pipeline as notifications see it (delivery.push.Push satisfies it)."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def wake(self) -> None: ...
 
 
 def view(row: NotificationRow) -> Notification:
@@ -82,8 +98,12 @@ class NotificationService:
         rate_per_minute: int,
         clock: Callable[[], int] = now_ms,
         on_queued: Callable[[], None] | None = None,
+        push: PushOutlet | None = None,
+        app_url: str = "",
     ) -> None:
         self.store = store
+        self.push = push
+        self.app_url = app_url
         self.preferences = preferences
         self.users = users
         self.limiter = limiter
@@ -100,6 +120,8 @@ class NotificationService:
         jobs: list[tuple[JobRow, int]] = []
         folds: list[tuple[JobRow, int]] = []
         limited: list[str] = []
+        pushes: list[QueuedPush] = []
+        push_on = self.push is not None and self.push.enabled
         for item in items:
             prefs = await self.preferences.get(item.user_id)
             preference = prefs.of(item.type)
@@ -137,12 +159,38 @@ class NotificationService:
                         dedupe_key=f"notification:{row.id}",
                     )
                     jobs.append((job, plan.due_at))
+            # Over the rate limit a user's phone must not buzz for each one either: the
+            # non-critical ones wait in the inbox (and the folded email).
+            if push_on and PUSH in item.channels and not (over and not critical):
+                push_plan = plan_push(preference, critical, prefs.quiet_hours, prefs.zone, now)
+                if push_plan.send:
+                    pushes.append(self._push_for(row, critical, push_plan.due_at))
             rows.append(row)
-        counts = await self.store.insert(rows, jobs, folds, now)
+        counts = await self.store.insert(rows, jobs, folds, now, pushes)
         if (jobs or folds) and self.on_queued is not None:
             self.on_queued()
+        if pushes and self.push is not None:
+            self.push.wake()
         await self._push_new([r for r in rows if r.in_app], counts)
         return Accepted(ids=[r.id for r in rows], rate_limited=sorted(set(limited)))
+
+    def _push_for(self, row: NotificationRow, critical: bool, due_at: int) -> QueuedPush:
+        path = payloads.app_path((row.data or {}).get("url"), self.app_url, "/notifications")
+        return QueuedPush(
+            key=f"notification:{row.id}",
+            user_id=row.user_id,
+            payload=payloads.build(
+                title=row.title,
+                body=row.message,
+                path=path,
+                tag=f"notification:{row.id}",
+                kind=row.type,
+                extra={"notificationId": row.id},
+            ),
+            urgency="high" if critical else ("low" if row.priority == "low" else "normal"),
+            ttl=CRITICAL_PUSH_TTL if critical else PUSH_TTL,
+            due_at=due_at,
+        )
 
     async def _over_limit(self, user_id: str) -> bool:
         if not self.rate_per_minute:

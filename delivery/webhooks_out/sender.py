@@ -4,8 +4,9 @@ At least once: a delivery stays pending until an endpoint answers 2xx, and every
 carries the same `webhook-id` (the event id), so receivers can drop duplicates. Retries
 back off exponentially with jitter, from WEBHOOK_RETRY_BASE up to WEBHOOK_RETRY_CAP; an
 endpoint that has failed for WEBHOOK_DISABLE_AFTER seconds is disabled (its pending
-deliveries wait until an admin enables it again). Ordering per endpoint is not promised:
-a delivery that fails is overtaken by later ones.
+deliveries wait until an admin enables it again) and the users in ADMIN_USER_IDS are
+notified (`DisabledAlert`, satisfied by delivery.notifications.alerts). Ordering per
+endpoint is not promised: a delivery that fails is overtaken by later ones.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import logging
 import random
 import time
+from typing import Protocol
 
 import httpx
 
@@ -29,6 +31,12 @@ READ_LIMIT = 64 * 1024
 # Attempts and delivered events are kept this long for GET .../deliveries.
 KEEP_MS = 7 * 24 * 3600 * 1000
 _PURGE_EVERY = 3600.0
+
+
+class DisabledAlert(Protocol):
+    async def endpoint_disabled(self, endpoint_id: str, url: str, failing_days: float) -> None:
+        """Tell the people running the platform that an endpoint was disabled."""
+        ...
 
 
 def _now_ms() -> int:
@@ -47,8 +55,10 @@ class WebhookSender:
         disable_after: float,
         timeout: float,
         allow_private: bool,
+        alerts: DisabledAlert | None = None,
     ) -> None:
         self.store = store
+        self.alerts = alerts
         self.batch_size = batch_size
         self.batch_timeout = batch_timeout
         self.retry_base = retry_base
@@ -132,6 +142,14 @@ class WebhookSender:
         )
         if disabled:
             log.warning("webhook endpoint %s disabled after failing too long", due.endpoint_id)
+            if self.alerts is not None:
+                try:
+                    await self.alerts.endpoint_disabled(
+                        due.endpoint_id, due.url, round(self.disable_after_ms / 86_400_000, 2)
+                    )
+                except Exception:
+                    # Disabled and logged either way; the alert is a courtesy on top.
+                    log.exception("alert for disabled webhook %s failed", due.endpoint_id)
 
     async def _post(self, due: Due) -> int:
         assert self._client is not None

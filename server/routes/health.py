@@ -16,6 +16,7 @@ from server.auth import bearer, require_role, verify_token
 from server.http import json, services
 from storage.email import EmailStore
 from storage.notifications import NotificationStore
+from storage.push import PushStore
 
 
 async def healthz(request: Request) -> Response:
@@ -69,9 +70,10 @@ async def metrics_text(request: Request) -> Response:
     node, so any node's figure is the service's.
     """
     svc = services(request)
-    queues: dict[str, EmailStore | NotificationStore] = {
+    queues: dict[str, EmailStore | NotificationStore | PushStore] = {
         "email": svc.email.store,
         "notification_email": svc.notifications.store,
+        "push": svc.push.store,
     }
     now = time.time() * 1000
     for name, store in queues.items():

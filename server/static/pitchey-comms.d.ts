@@ -247,6 +247,11 @@ export interface InboxCount {
   unreadCount: number;
 }
 
+/** POST /api/push/subscriptions: the subscription's id (the same for the same endpoint). */
+export interface PushSubscriptionCreated {
+  id: string;
+}
+
 export interface HistoryOptions {
   /** Messages with a smaller seq (the newest page when neither is given). */
   before?: number | string;
@@ -318,6 +323,14 @@ export declare class PitcheyClient extends EventTarget {
   notifications(options?: NotificationsOptions): Promise<NotificationPage>;
   /** POST /api/notifications/{id}/read; every open session then gets `inbox`. */
   markNotificationRead(id: string): Promise<InboxCount>;
+  /**
+   * Web Push: register the service worker at `serviceWorkerUrl` (served by the service at
+   * /api/push/sw.js; it must be on the page's origin), ask for permission, subscribe with
+   * the service's VAPID key and store the subscription (POST /api/push/subscriptions).
+   * Rejects with code `not_supported`, `permission_denied`, or the server's error
+   * (`not_found` when the server has no VAPID keys).
+   */
+  registerPush(serviceWorkerUrl: string | URL): Promise<PushSubscriptionCreated>;
 
   /** Close for good: no reconnect; pending subscribe() and send() reject with `closed`. */
   close(): void;

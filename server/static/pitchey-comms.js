@@ -127,6 +127,35 @@ export class PitcheyClient extends EventTarget {
     return this._rest(`/api/notifications/${encodeURIComponent(id)}/read`, { method: "POST" });
   }
 
+  // Web Push: registers the service worker at `serviceWorkerUrl` (the service serves one at
+  // /api/push/sw.js; it must be on the page's origin), asks the user's permission, subscribes
+  // with the service's VAPID key and stores the subscription. Resolves with {id}; rejects with
+  // code "not_supported" (no Push API), "permission_denied", or the server's error.
+  async registerPush(serviceWorkerUrl) {
+    if (!("serviceWorker" in navigator) || !("PushManager" in globalThis)) {
+      throw clientError("not_supported", "this browser has no Push API");
+    }
+    const { publicKey } = await this._rest("/api/push/public-key");
+    const permission = await Notification.requestPermission();
+    if (permission !== "granted") throw clientError("permission_denied", `notifications ${permission}`);
+    const registration = await navigator.serviceWorker.register(serviceWorkerUrl);
+    await navigator.serviceWorker.ready;
+    const key = base64UrlBytes(publicKey);
+    let subscription = await registration.pushManager.getSubscription();
+    const current = subscription?.options?.applicationServerKey;
+    if (subscription && current && !sameBytes(new Uint8Array(current), key)) {
+      // Made with another key (the server's keys changed): push services would refuse ours.
+      await subscription.unsubscribe();
+      subscription = null;
+    }
+    subscription ??= await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+    const { endpoint, keys } = subscription.toJSON();
+    return this._rest("/api/push/subscriptions", {
+      method: "POST",
+      body: JSON.stringify({ endpoint, keys: { p256dh: keys.p256dh, auth: keys.auth }, userAgent: navigator.userAgent }),
+    });
+  }
+
   close() {
     this.closedByUser = true;
     for (const timer of this.typingTimers.values()) clearInterval(timer);
@@ -400,6 +429,15 @@ export class PitcheyClient extends EventTarget {
 // server's `message`, and `ref` (the conversation id or clientMsgId it answers).
 function clientError(code, message, ref) {
   return Object.assign(new Error(message), { code, ref });
+}
+
+function base64UrlBytes(text) {
+  const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4));
+  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+}
+
+function sameBytes(a, b) {
+  return a.length === b.length && a.every((value, index) => value === b[index]);
 }
 
 function randomId() {

@@ -116,6 +116,7 @@ async def test_put_preferences_changes_what_get_returns(server: ServerProcess) -
     assert after["types"]["production_update"] == {
         "inApp": True,
         "email": True,
+        "push": False,
         "frequency": "instant",
         "critical": False,
     }

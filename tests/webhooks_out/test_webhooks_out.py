@@ -251,3 +251,31 @@ async def test_an_endpoint_failing_past_the_disable_window_is_disabled(
     await asyncio.sleep(0.5)
     assert found["disabledReason"] and found["failingSince"]
     assert len(hooked.receiver.received()) == attempts  # nothing more is sent
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+async def test_disabling_an_endpoint_notifies_the_users_in_admin_user_ids(
+    make_hooked: MakeHooked, db: str
+) -> None:
+    admins = [f"ops-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    hooked: Hooked = await make_hooked(
+        db, WEBHOOK_DISABLE_AFTER="0.5", ADMIN_USER_IDS=",".join(admins)
+    )
+    endpoint = await hooked.endpoint(["email.sent"])
+    hooked.receiver.answer(*[500] * 50)
+
+    await hooked.admin.post(f"/api/webhooks/{endpoint['id']}/test")
+
+    for admin in admins:
+        async with hooked.proc.client(admin) as http:
+
+            async def alert(http: httpx.AsyncClient = http) -> dict[str, Any] | None:
+                items = (await http.get("/api/notifications")).json()["items"]
+                return next((i for i in items if i["type"] == "webhook_disabled"), None)
+
+            found = await eventually(alert, what=f"the webhook_disabled notification of {admin}")
+            assert found["data"]["endpointId"] == endpoint["id"]
+            assert found["priority"] == "critical"
+            assert endpoint["id"] in found["message"] and "127.0.0.1" in found["message"]
+    async with hooked.proc.client("someone-else") as http:
+        assert (await http.get("/api/notifications")).json()["items"] == []
