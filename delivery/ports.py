@@ -1,6 +1,6 @@
 """What delivery needs from the real-time side, declared here so `delivery` imports no room code.
 
-`rooms.users.UserHub` satisfies `UserFrames`; `server.wiring` hands it over.
+`rooms.users.UserHub` satisfies `UserFrames` and `UserSessions`; `server.wiring` hands it over.
 """
 
 from __future__ import annotations
@@ -11,4 +11,10 @@ from typing import Protocol
 class UserFrames(Protocol):
     async def publish(self, user_id: str, payload: bytes) -> None:
         """Send an encoded frame to every session of the user, on every process."""
+        ...
+
+
+class UserSessions(Protocol):
+    async def close_sessions(self, user_id: str, reason: str) -> None:
+        """Close every session of the user, on every process."""
         ...

@@ -220,7 +220,7 @@ class Room:
         recovered = True
         if join.since is not None and join.since < self.last_seq:
             missing = self.last_seq - join.since
-            if missing > self._max_replay:
+            if missing > self._max_replay or await self._expired_since(join):
                 recovered = False
             else:
                 # Bounded by last_seq: anything newer reaches this session as a live event.
@@ -277,6 +277,17 @@ class Room:
             session.send(frame)
         if not join.done.done():
             join.done.set_result(None)
+
+    async def _expired_since(self, join: Join) -> bool:
+        """Whether the retention sweep erased messages after `since`: they were erased without
+        events, so a replay would miss them; the client pages history instead. A failed read
+        says so too (the client pages either way)."""
+        try:
+            retained = await self._bounded(self._store.retained_after(self.conversation_id))
+        except Exception as exc:
+            log.warning("retention of %s unreadable: %s", self.conversation_id, _describe(exc))
+            return True
+        return join.since is not None and join.since < retained
 
     async def _leave(self, session: Session) -> None:
         if session not in self.sessions:

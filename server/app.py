@@ -31,6 +31,7 @@ from server.routes import (
     notifications,
     pages,
     realtime,
+    users,
     webhooks,
 )
 from server.settings import load_settings, warn_about
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
         *notifications.routes,
         *realtime.routes,
         *webhooks.routes,
+        *users.routes,
         # Reached only when the app runs without the Gateway (the Gateway answers /ws itself).
         WebSocketRoute("/ws", websocket_endpoint),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
