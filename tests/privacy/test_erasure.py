@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import urlsplit
 
+from standardwebhooks import Webhook
 from websockets.exceptions import ConnectionClosed
 
 from tests.email.support import eventually, sign_webhook
 from tests.privacy.support import SECTIONS, erase, erased, export, person_with_everything
 from tests.servers import ServerProcess, uid, ws_client
 from tests.standins.sendgrid import SendGridStandin
+from tests.standins.webhook_receiver import Received, WebhookReceiver
 
 
 async def test_the_export_holds_everything_stored_about_the_user(server: ServerProcess) -> None:
@@ -178,3 +181,33 @@ async def test_a_malformed_user_id_is_a_422(server: ServerProcess) -> None:
         spaced = await platform.get("/api/users/a%20b/export")
     assert (response.status_code, spaced.status_code) == (422, 422)
     assert response.json()["error"]["code"] == "validation_error"
+
+
+async def test_a_completed_erasure_sends_a_signed_user_erased_webhook(
+    server: ServerProcess, receiver: WebhookReceiver
+) -> None:
+    async with server.client("ops", "admin") as admin:
+        created = await admin.post(
+            "/api/webhooks",
+            json={"url": receiver.url(path=f"/{uid('hook')}"), "events": ["user.erased"]},
+        )
+        assert created.status_code == 201, created.text
+        endpoint = created.json()
+        ann = await person_with_everything(server)
+        accepted = await erase(server, ann.user_id)
+
+        async def delivered() -> list[Received] | None:
+            got = [r for r in receiver.received() if r.path == urlsplit(endpoint["url"]).path]
+            return got or None
+
+        [received] = await eventually(delivered, 10.0, "the user.erased webhook")
+        await admin.delete(f"/api/webhooks/{endpoint['id']}")
+
+    payload = Webhook(endpoint["secret"]).verify(received.body, received.headers)
+    assert payload["type"] == "user.erased"
+    assert payload["data"]["userId"] == ann.user_id
+    assert payload["data"]["requestedAt"] == accepted["requestedAt"]
+    assert ann.address not in received.body.decode()
+    # Sent once the erasure is complete: nothing is left by then.
+    found = await export(server, ann.user_id)
+    assert not any(found[section] for section in SECTIONS)
