@@ -546,10 +546,12 @@ class Messaging:
 
     async def erase_sent(self, user_id: str, actor: str, batch: int = 200) -> None:
         """Every message the user sent becomes a deletion, as DELETE /api/messages/{id}
-        makes one (its own seq, a `message_deleted` event), `batch` per transaction."""
+        makes one (its own seq, a `message_deleted` event), `batch` per transaction; their
+        uploads no message took go too."""
         while changes := await self._write(self.store.erase_sent(user_id, actor, batch)):
             for change in changes:
                 await self._announce(change)
+        await self._write(self.store.release_uploads(user_id))
 
     async def leave_everywhere(self, user_id: str, actor: str, batch: int = 200) -> None:
         """The user is removed from every conversation (a `member` event each: their

@@ -561,6 +561,15 @@ class MessageStore:
                 changes.append(change)
         return changes
 
+    async def release_uploads(self, uploader_id: str) -> None:
+        """Uploads of the user that no message took: unreachable at once, and old enough for
+        the attachment sweeper to remove rows and bytes at its next round."""
+        await self.db.execute(
+            "UPDATE attachments SET uploaded_at = NULL, created_at = 0 "
+            "WHERE uploader_id = ? AND kind = 'message' AND claimed_at IS NULL",
+            uploader_id,
+        )
+
     async def leave_all(self, user_id: str, actor: str, limit: int) -> list[StoredChange]:
         """Remove the user from up to `limit` conversations (a `member` change each, action
         `removed`); [] when they are in none. A direct conversation loses its key, so the
