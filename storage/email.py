@@ -440,19 +440,22 @@ class EmailStore:
         Returns False for a duplicate (or an email we do not know)."""
         now = now_ms()
         async with self.db.transaction() as tx:
+            row = await self._find_for_event(tx, event)
             if event.suppress:
+                # An erased user's email keeps only the hash of the address: so does its
+                # suppression, when the provider reports on it later.
+                erased = row is not None and row[2].startswith(HASH_PREFIX)
                 await tx.execute(
                     "INSERT INTO email_suppressions (email, reason, provider, created_at) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT (email) DO NOTHING",
-                    event.recipient.lower(),
+                    address_hash(event.recipient) if erased else event.recipient.lower(),
                     (event.bounce_type and f"{event.kind}:{event.bounce_type}") or event.kind,
                     event.provider,
                     now,
                 )
-            row = await self._find_for_event(tx, event)
             if row is None:
                 return False
-            email_id, current = row
+            email_id, current, _ = row
             inserted = await tx.execute(
                 "INSERT INTO email_events (email_id, type, at, detail, dedupe_key) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
@@ -480,19 +483,23 @@ class EmailStore:
                 await record_events(tx, [(hook, data)], now)
         return True
 
-    async def _find_for_event(self, tx: Any, event: DeliveryEvent) -> tuple[str, str] | None:
+    async def _find_for_event(self, tx: Any, event: DeliveryEvent) -> tuple[str, str, str] | None:
+        """(id, status, recipient) of the email an event is about."""
         if event.email_id:
-            row = await tx.fetchrow("SELECT id, status FROM emails WHERE id = ?", event.email_id)
+            row = await tx.fetchrow(
+                "SELECT id, status, recipient FROM emails WHERE id = ?", event.email_id
+            )
             if row is not None:
-                return row[0], row[1]
+                return row[0], row[1], row[2]
         if event.provider_message_id:
             row = await tx.fetchrow(
-                "SELECT id, status FROM emails WHERE provider_message_id = ? AND provider = ?",
+                "SELECT id, status, recipient FROM emails WHERE provider_message_id = ? "
+                "AND provider = ?",
                 event.provider_message_id,
                 event.provider,
             )
             if row is not None:
-                return row[0], row[1]
+                return row[0], row[1], row[2]
         return None
 
     # ---- suppressions ----------------------------------------------------------

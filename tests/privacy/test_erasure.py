@@ -6,6 +6,7 @@ import json
 import time
 from urllib.parse import urlsplit
 
+import httpx
 from standardwebhooks import Webhook
 from websockets.exceptions import ConnectionClosed
 
@@ -96,23 +97,43 @@ async def test_the_outbox_keeps_a_hash_of_the_address_and_no_content(
     assert ann.address not in dev.text and "Someone wants your NDA" not in dev.text
 
 
+def bounce_of(email_id: str, address: str) -> bytes:
+    return json.dumps(
+        [
+            {
+                "event": "bounce",
+                "type": "bounce",
+                "reason": "550 no such user",
+                "email": address,
+                "timestamp": int(time.time()),
+                "sg_event_id": uid("ev"),
+                "email_id": email_id,
+            }
+        ]
+    ).encode()
+
+
+async def suppressed_now(admin: httpx.AsyncClient, address: str) -> tuple[str, str]:
+    """The suppression list's text, and what becomes of a new email to `address`."""
+    listed = (await admin.get("/api/email/suppressions", params={"limit": 1000})).text
+    again = await admin.post(
+        "/api/email/send", json={"to": address, "subject": "hello again", "text": "there?"}
+    )
+    assert again.status_code == 202, again.text
+
+    async def final() -> str | None:
+        body = (await admin.get(f"/api/email/{again.json()['id']}/status")).json()
+        return str(body["status"]) if body["status"] not in ("queued", "sending") else None
+
+    return listed, await eventually(final, 10.0, "the new email's outcome")
+
+
 async def test_a_bounced_address_stays_suppressed_after_its_owner_is_erased(
     server: ServerProcess, sendgrid: SendGridStandin
 ) -> None:
     ann = await person_with_everything(server)
     email_id = (await export(server, ann.user_id))["emails"][0]["id"]
-    bounce = [
-        {
-            "event": "bounce",
-            "type": "bounce",
-            "reason": "550 no such user",
-            "email": ann.address,
-            "timestamp": int(time.time()),
-            "sg_event_id": uid("ev"),
-            "email_id": email_id,
-        }
-    ]
-    raw = json.dumps(bounce).encode()
+    raw = bounce_of(email_id, ann.address)
     async with server.client("ops", "admin") as admin:
         hook = await admin.post(
             "/api/email/webhooks/sendgrid", content=raw, headers=sign_webhook(raw)
@@ -120,22 +141,30 @@ async def test_a_bounced_address_stays_suppressed_after_its_owner_is_erased(
         assert hook.status_code in (200, 204), hook.text
         await erase(server, ann.user_id)
         await erased(server, ann.user_id)
-        listed = (await admin.get("/api/email/suppressions", params={"limit": 1000})).text
-        again = await admin.post(
-            "/api/email/send",
-            json={"to": ann.address, "subject": "hello again", "text": "still there?"},
-        )
-        assert again.status_code == 202, again.text
-
-        async def final() -> str | None:
-            body = (await admin.get(f"/api/email/{again.json()['id']}/status")).json()
-            return str(body["status"]) if body["status"] not in ("queued", "sending") else None
-
-        outcome = await eventually(final, 10.0, "the new email's outcome")
+        listed, outcome = await suppressed_now(admin, ann.address)
 
     assert ann.address not in listed
     assert outcome == "suppressed"
     assert not any("hello again" in json.dumps(m) for m in sendgrid.messages())
+
+
+async def test_a_bounce_reported_after_the_erasure_suppresses_only_the_hash(
+    server: ServerProcess,
+) -> None:
+    ann = await person_with_everything(server)
+    email_id = (await export(server, ann.user_id))["emails"][0]["id"]
+    await erase(server, ann.user_id)
+    await erased(server, ann.user_id)
+    raw = bounce_of(email_id, ann.address)
+    async with server.client("ops", "admin") as admin:
+        hook = await admin.post(
+            "/api/email/webhooks/sendgrid", content=raw, headers=sign_webhook(raw)
+        )
+        assert hook.status_code in (200, 204), hook.text
+        listed, outcome = await suppressed_now(admin, ann.address)
+
+    assert ann.address not in listed
+    assert outcome == "suppressed"
 
 
 async def test_no_notification_email_goes_to_an_erased_address(
