@@ -1,6 +1,6 @@
 """What delivery needs from the real-time side, declared here so `delivery` imports no room code.
 
-`rooms.users.UserHub` satisfies `UserFrames`; `server.wiring` hands it over.
+`rooms.users.UserHub` satisfies `UserFrames` and `UserSessions`; `server.wiring` hands it over.
 """
 
 from __future__ import annotations
@@ -18,4 +18,9 @@ class ConversationPresence(Protocol):
     async def online(self, conversation_id: str) -> list[str]:
         """Users with a live session in the conversation, on any process (the same test the
         unread-message email uses: someone looking at the conversation needs no nudge)."""
+
+
+class UserSessions(Protocol):
+    async def close_sessions(self, user_id: str, reason: str) -> None:
+        """Close every session of the user, on every process."""
         ...

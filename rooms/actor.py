@@ -36,6 +36,11 @@ _CHANGES = frozenset({"message_updated", "message_deleted", "member"})
 # Member actions that end a user's membership: their sessions here stop receiving at once.
 _ENDED = frozenset({"removed", "left"})
 
+# How long a room trusts the retention mark it read: a reconnect storm into one room reads it
+# once, not once per subscriber. A replay a sweep overtook in that second is still correct:
+# it sends the swept messages as they are now (deleted), only not `recovered: false`.
+_RETAINED_FRESH = 1.0
+
 log = logging.getLogger("pitchey.rooms")
 
 T = TypeVar("T")
@@ -111,6 +116,9 @@ class Room:
         self._flush_at: float | None = None
         self._last_flush = float("-inf")
         self.last_seq = 0
+        # The retention sweep's mark (see _expired_since) and when it was last read.
+        self._retained = 0
+        self._retained_read_at = float("-inf")
         self._mailbox: asyncio.Queue[Command] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
         self.stopped = False
@@ -221,7 +229,7 @@ class Room:
         recovered = True
         if join.since is not None and join.since < self.last_seq:
             missing = self.last_seq - join.since
-            if missing > self._max_replay:
+            if missing > self._max_replay or await self._expired_since(join):
                 recovered = False
             else:
                 # Bounded by last_seq: anything newer reaches this session as a live event.
@@ -278,6 +286,22 @@ class Room:
             session.send(frame)
         if not join.done.done():
             join.done.set_result(None)
+
+    async def _expired_since(self, join: Join) -> bool:
+        """Whether the retention sweep erased messages after `since`: they were erased without
+        events, so a replay would miss them; the client pages history instead. A failed read
+        says so too (the client pages either way)."""
+        now = time.monotonic()
+        if now - self._retained_read_at > _RETAINED_FRESH:
+            try:
+                self._retained = await self._bounded(
+                    self._store.retained_after(self.conversation_id)
+                )
+            except Exception as exc:
+                log.warning("retention of %s unreadable: %s", self.conversation_id, _describe(exc))
+                return True
+            self._retained_read_at = now
+        return join.since is not None and join.since < self._retained
 
     async def _leave(self, session: Session) -> None:
         if session not in self.sessions:

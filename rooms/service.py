@@ -542,6 +542,40 @@ class Messaging:
             # Rooms that miss it find the gap at the next event and read storage.
             log.warning("change %d of %s not published", change.seq, change.conversation_id)
 
+    # ---- erasure and retention ---------------------------------------------------
+
+    async def erase_sent(self, user_id: str, actor: str, batch: int = 200) -> None:
+        """Every message the user sent becomes a deletion, as DELETE /api/messages/{id}
+        makes one (its own seq, a `message_deleted` event), `batch` per transaction; their
+        uploads no message took go too."""
+        while changes := await self._write(self.store.erase_sent(user_id, actor, batch)):
+            for change in changes:
+                await self._announce(change)
+        await self._write(self.store.release_uploads(user_id))
+
+    async def leave_everywhere(self, user_id: str, actor: str, batch: int = 200) -> None:
+        """The user is removed from every conversation (a `member` event each: their
+        sessions are unsubscribed on every node); their read positions go with them."""
+        while changes := await self._write(self.store.leave_all(user_id, actor, batch)):
+            for change in changes:
+                await self._membership_changed(change.conversation_id)
+                await self._announce(change)
+        await self._invalidate_lists([user_id])
+
+    async def erase_blocks(self, user_id: str) -> None:
+        """Blocks the user made and blocks of them; every process forgets its copies."""
+        blockers = await self.blocks.blockers_of(user_id)
+        await self.blocks.erase_user(user_id)
+        for blocker in (user_id, *blockers):
+            await self._blocks_changed(blocker)
+
+    async def swept(self, conversation_ids: Sequence[str]) -> None:
+        """After the retention sweep: lists show last messages, now erased."""
+        users: set[str] = set()
+        for conversation_id in conversation_ids:
+            users.update(await self.members(conversation_id))
+        await self._invalidate_lists(sorted(users))
+
     # ---- members ------------------------------------------------------------------
 
     async def add_participants(

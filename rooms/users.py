@@ -10,7 +10,7 @@ import logging
 
 from rooms.broker import Broker, user_channel
 from rooms.frames import Outgoing
-from rooms.session import Session
+from rooms.session import CLOSE_POLICY, Session
 
 log = logging.getLogger("pitchey.users")
 
@@ -30,6 +30,11 @@ class UserHub:
         user_id = session.user_id
 
         def deliver(payload: bytes) -> None:
+            if payload.startswith(_CLOSE):
+                reason = payload[len(_CLOSE) :].decode(errors="replace")
+                for target in list(self._sessions.get(user_id, ())):
+                    target.close(CLOSE_POLICY, reason)
+                return
             frame = Outgoing(payload)
             for target in self._sessions.get(user_id, ()):
                 target.send(frame)
@@ -56,3 +61,12 @@ class UserHub:
 
     async def publish(self, user_id: str, payload: bytes) -> None:
         await self._broker.publish(user_channel(user_id), payload)
+
+    async def close_sessions(self, user_id: str, reason: str) -> None:
+        """Close every session of the user, on every process, with 1008 and `reason`."""
+        await self._broker.publish(user_channel(user_id), _CLOSE + reason.encode())
+
+
+# A payload on a user channel that starts with this closes the user's sessions instead of
+# being forwarded (frames are JSON objects: none starts with a NUL byte).
+_CLOSE = b"\x00close:"

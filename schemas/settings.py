@@ -280,6 +280,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # webhook endpoint is disabled; comma-separated user ids. Empty: only the log says so.
     admin_user_ids: tuple[str, ...] = ()
 
+    # ---- Retention and erasure (README "Retention and erasure"; docs/security.md) ----
+    # Messages older than this many days are erased by a background sweep (fractions
+    # allowed: 0.5 is twelve hours). 0 keeps messages forever.
+    message_retention_days: Annotated[float, Meta(ge=0)] = 0.0
+    # How often each process runs the retention sweep (seconds).
+    message_retention_sweep_interval: Seconds = 3600.0
+    # An export (GET /api/users/{id}/export) that takes longer is cut off and says so
+    # (`"complete": false`): one request cannot hold a connection and the database for long.
+    user_export_timeout: Seconds = 120.0
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")

@@ -20,6 +20,7 @@ EVENT_TYPES = (
     "notification.created",
     "notification.read",
     "message.created",
+    "user.erased",
 )
 TEST_EVENT = "webhook.test"
 

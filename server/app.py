@@ -32,6 +32,7 @@ from server.routes import (
     pages,
     push,
     realtime,
+    users,
     webhooks,
 )
 from server.routing import IndexedStarlette
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Gateway:
         *realtime.routes,
         *webhooks.routes,
         *push.routes,
+        *users.routes,
         # Reached only when the app runs without the Gateway (the Gateway answers /ws itself).
         WebSocketRoute("/ws", websocket_endpoint),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

@@ -21,6 +21,7 @@ from schemas import messages as msg
 from schemas import notifications as nt
 from schemas import push as ps
 from schemas import realtime as rt
+from schemas import users as us
 from schemas import webhooks as wh
 
 USER, SERVICE, ADMIN, PUBLIC, SIGNED = "user", "service", "admin", "public", "signed"
@@ -608,6 +609,28 @@ OPERATIONS: tuple[Op, ...] = (
         body=nt.UserUpdate,
         response=nt.UserProfile,
         errors=(400, 401, 403, 422),
+    ),
+    Op(
+        "GET",
+        "/api/users/{user_id}/export",
+        "Everything stored about a user, as one JSON document streamed in pieces "
+        "(cut off with complete: false after USER_EXPORT_TIMEOUT seconds)",
+        "users",
+        SERVICE,
+        response=us.UserExport,
+        errors=(401, 403, 422, 503),
+    ),
+    Op(
+        "DELETE",
+        "/api/users/{user_id}",
+        "Erase a user: stored before the 202, carried out in the background (their messages "
+        "become deletions, their data is removed, their address kept only as a hash); "
+        "a user.erased webhook when done",
+        "users",
+        SERVICE,
+        response=us.ErasureAccepted,
+        status=202,
+        errors=(401, 403, 422, 503),
     ),
 )
 

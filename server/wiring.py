@@ -21,6 +21,7 @@ from delivery.failover import ProviderRouter, RetryPolicy
 from delivery.intake import WebhookIntake
 from delivery.notifications import Notifications
 from delivery.notifications.alerts import AdminAlerts
+from delivery.privacy import Privacy, delivery_parts
 from delivery.providers import build_providers
 from delivery.providers.base import MAX_MESSAGE_BYTES
 from delivery.push import Push
@@ -30,7 +31,9 @@ from delivery.webhooks_out.sender import WebhookSender
 from delivery.webhooks_out.service import Webhooks
 from delivery.worker import EmailWorker
 from rooms.broker import Broker, MemoryBroker, Resubscribed, conversation_of
+from rooms.personal import conversation_parts
 from rooms.registry import RoomRegistry
+from rooms.retention import RetentionSweeper
 from rooms.service import Messaging
 from rooms.session import CLOSE_GOING_AWAY, Session
 from rooms.users import UserHub
@@ -46,6 +49,7 @@ from state.tickets import MemoryTicketStore, TicketStore
 from storage.attachments import AttachmentStore
 from storage.db import Database, open_database
 from storage.email import EmailStore
+from storage.erasure import ErasureStore, Part, by_user, listed
 from storage.messages import BlockStore, MessageStore
 from storage.migrations import migrate
 from storage.objects import ObjectStore, open_objects
@@ -91,6 +95,8 @@ class Services:
     push: Push
     webhooks_out: Webhooks
     webhook_sender: WebhookSender
+    privacy: Privacy
+    retention: RetentionSweeper
     runtime: Runtime
     connections: ConnectionCounter
     tickets: TicketStore
@@ -359,6 +365,27 @@ async def build(settings: Settings) -> Services:
         alerts=AdminAlerts(notifications.service, settings.admin_user_ids),
     )
     webhook_sender.start()
+    # 7. Retention and erasure. Each store holding something about a user adds its Part:
+    # export writes them in this order, erasure runs them in reverse (the profile last).
+    directory = UserStore(db)
+    privacy = Privacy(
+        store=ErasureStore(db),
+        directory=directory,
+        parts=[
+            Part("profile", listed(directory.export_user), by_user(directory.erase_user)),
+            *conversation_parts(messaging),
+            *delivery_parts(notifications, email.store),
+        ],
+        sessions=users,
+        export_timeout=settings.user_export_timeout,
+    )
+    privacy.start()
+    retention = RetentionSweeper(
+        messaging,
+        days=settings.message_retention_days,
+        interval=settings.message_retention_sweep_interval,
+    )
+    retention.start()
     sessions: dict[Session, None] = {}
     runtime = Runtime(
         connections=sessions.__len__,
@@ -387,6 +414,8 @@ async def build(settings: Settings) -> Services:
         push=push,
         webhooks_out=webhooks_out,
         webhook_sender=webhook_sender,
+        privacy=privacy,
+        retention=retention,
         runtime=runtime,
         sessions=sessions,
         connections=state.connections,
@@ -428,6 +457,8 @@ async def shutdown(services: Services) -> None:
     # 4. The rest in the reverse order of `build`; one failure does not stop the others.
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("runtime", services.runtime.stop),
+        ("retention sweep", services.retention.stop),
+        ("erasure worker", services.privacy.stop),
         ("webhook sender", services.webhook_sender.stop),
         ("notifications", services.notifications.stop),
         ("push", services.push.stop),

@@ -9,6 +9,8 @@ worker's own ``sending -> queued`` when it schedules a retry.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,10 @@ WEBHOOK_EVENTS = {
     S.OPENED: "email.opened",
     S.CLICKED: "email.clicked",
 }
+# Erased addresses are kept as this prefix and the SHA-256 of the lower-cased address.
+HASH_PREFIX = "sha256:"
+# Statuses of an email not handed to a provider yet: an erasure stops them.
+_UNSENT = ("queued", "sending", "deferred")
 # SQLite binds at most 999 parameters in older builds; chunks stay well below.
 _CHUNK = 400
 
@@ -127,6 +133,36 @@ def _hook_data(email_id: str, provider: str | None, detail: str | None) -> dict[
     if detail:
         data["detail"] = detail
     return data
+
+
+def address_hash(address: str) -> str:
+    """The one-way form an erased address keeps (outbox history, suppression list)."""
+    return HASH_PREFIX + hashlib.sha256(address.strip().lower().encode()).hexdigest()
+
+
+def _redacted(payload: str, hashed: dict[str, str]) -> str:
+    """A stored email without its content, its erased recipients replaced by their hash."""
+    try:
+        email = json.loads(payload)
+    except ValueError:
+        return "{}"
+    if not isinstance(email, dict):
+        return "{}"
+    for field_name in ("to", "cc", "bcc"):
+        people = email.get(field_name)
+        if isinstance(people, list):
+            email[field_name] = [
+                {"email": hashed[p["email"].lower()]}
+                if isinstance(p, dict) and str(p.get("email", "")).lower() in hashed
+                else p
+                for p in people
+            ]
+    email["subject"] = ""
+    for field_name in ("html", "text"):
+        email.pop(field_name, None)
+    email["attachments"] = []
+    email["headers"] = {}
+    return json.dumps(email)
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -404,19 +440,22 @@ class EmailStore:
         Returns False for a duplicate (or an email we do not know)."""
         now = now_ms()
         async with self.db.transaction() as tx:
+            row = await self._find_for_event(tx, event)
             if event.suppress:
+                # An erased user's email keeps only the hash of the address: so does its
+                # suppression, when the provider reports on it later.
+                erased = row is not None and row[2].startswith(HASH_PREFIX)
                 await tx.execute(
                     "INSERT INTO email_suppressions (email, reason, provider, created_at) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT (email) DO NOTHING",
-                    event.recipient.lower(),
+                    address_hash(event.recipient) if erased else event.recipient.lower(),
                     (event.bounce_type and f"{event.kind}:{event.bounce_type}") or event.kind,
                     event.provider,
                     now,
                 )
-            row = await self._find_for_event(tx, event)
             if row is None:
                 return False
-            email_id, current = row
+            email_id, current, _ = row
             inserted = await tx.execute(
                 "INSERT INTO email_events (email_id, type, at, detail, dedupe_key) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
@@ -444,32 +483,39 @@ class EmailStore:
                 await record_events(tx, [(hook, data)], now)
         return True
 
-    async def _find_for_event(self, tx: Any, event: DeliveryEvent) -> tuple[str, str] | None:
+    async def _find_for_event(self, tx: Any, event: DeliveryEvent) -> tuple[str, str, str] | None:
+        """(id, status, recipient) of the email an event is about."""
         if event.email_id:
-            row = await tx.fetchrow("SELECT id, status FROM emails WHERE id = ?", event.email_id)
+            row = await tx.fetchrow(
+                "SELECT id, status, recipient FROM emails WHERE id = ?", event.email_id
+            )
             if row is not None:
-                return row[0], row[1]
+                return row[0], row[1], row[2]
         if event.provider_message_id:
             row = await tx.fetchrow(
-                "SELECT id, status FROM emails WHERE provider_message_id = ? AND provider = ?",
+                "SELECT id, status, recipient FROM emails WHERE provider_message_id = ? "
+                "AND provider = ?",
                 event.provider_message_id,
                 event.provider,
             )
             if row is not None:
-                return row[0], row[1]
+                return row[0], row[1], row[2]
         return None
 
     # ---- suppressions ----------------------------------------------------------
 
     async def suppressed(self, addresses: Iterable[str]) -> set[str]:
+        """Which of `addresses` (lower-cased) are suppressed, as themselves or, for an
+        erased user's address, as its hash."""
         wanted = sorted({a.lower() for a in addresses})
+        by_key = {key: a for a in wanted for key in (a, address_hash(a))}
         found: set[str] = set()
-        for chunk in _chunks(wanted):
+        for chunk in _chunks(sorted(by_key)):
             rows = await self.db.fetch(
                 f"SELECT email FROM email_suppressions WHERE email IN ({_marks(len(chunk))})",
                 *chunk,
             )
-            found.update(row[0] for row in rows)
+            found.update(by_key[row[0]] for row in rows)
         return found
 
     async def suppress(self, email: str, reason: str, provider: str | None = None) -> None:
@@ -493,9 +539,132 @@ class EmailStore:
 
     async def unsuppress(self, email: str) -> bool:
         removed = await self.db.execute(
-            "DELETE FROM email_suppressions WHERE email = ?", email.lower()
+            "DELETE FROM email_suppressions WHERE email IN (?, ?)",
+            email.lower(),
+            address_hash(email),
         )
         return removed > 0
+
+    # ---- a user's data (export and erasure) -------------------------------------
+
+    async def _ids_of(
+        self, user_id: str, addresses: Sequence[str], after: str, limit: int
+    ) -> list[str]:
+        """Emails to any of the addresses, or made for the user's notifications, by id."""
+        marks = _marks(len(addresses)) if addresses else "NULL"
+        rows = await self.db.fetch(
+            f"SELECT id FROM emails WHERE id > ? AND (LOWER(recipient) IN ({marks}) "
+            "OR id IN (SELECT email_id FROM notifications WHERE user_id = ? "
+            "AND email_id IS NOT NULL)) ORDER BY id LIMIT ?",
+            after,
+            *[a.lower() for a in addresses],
+            user_id,
+            limit,
+        )
+        return [row[0] for row in rows]
+
+    async def emails_of(
+        self, user_id: str, addresses: Sequence[str], after: str, limit: int
+    ) -> list[dict[str, Any]]:
+        """The user's emails after id `after`: what was sent and every status it went through."""
+        found = []
+        for email_id in await self._ids_of(user_id, addresses, after, limit):
+            row = await self.db.fetchrow(
+                "SELECT id, status, recipient, category, provider, created_at, payload "
+                "FROM emails WHERE id = ?",
+                email_id,
+            )
+            if row is None:
+                continue
+            try:
+                payload = json.loads(row[6])
+            except ValueError:
+                payload = {}
+            events = await self.db.fetch(
+                "SELECT type, at, detail FROM email_events WHERE email_id = ? ORDER BY seq",
+                email_id,
+            )
+            found.append(
+                {
+                    "id": row[0],
+                    "status": row[1],
+                    "to": row[2],
+                    "category": row[3],
+                    "provider": row[4],
+                    "createdAt": iso(int(row[5])),
+                    "subject": payload.get("subject") if isinstance(payload, dict) else None,
+                    "history": [
+                        {"status": e[0], "at": iso(int(e[1])), "detail": e[2]} for e in events
+                    ],
+                }
+            )
+        return found
+
+    async def erase_user(self, user_id: str, addresses: Sequence[str]) -> None:
+        """The user's emails keep their history with the address replaced by its hash and
+        the content dropped; those not sent yet never will be; a suppression of the address
+        becomes a suppression of its hash (a bounced address stays suppressed)."""
+        hashed = {a.lower(): address_hash(a) for a in addresses}
+        now = now_ms()
+        after = ""
+        while True:
+            ids = await self._ids_of(user_id, list(hashed), after, _CHUNK)
+            if not ids:
+                break
+            after = ids[-1]
+            async with self.db.transaction() as tx:
+                for email_id in ids:
+                    row = await tx.fetchrow(
+                        "SELECT recipient, payload, status FROM emails WHERE id = ?", email_id
+                    )
+                    if row is None:
+                        continue
+                    recipient = row[0]
+                    if not recipient.startswith(HASH_PREFIX):  # not erased by an earlier run
+                        recipient = hashed.get(recipient.lower(), address_hash(recipient))
+                    if row[2] in _UNSENT:
+                        await tx.execute(
+                            "INSERT INTO email_events (email_id, type, at, detail) "
+                            "VALUES (?, ?, ?, ?)",
+                            email_id,
+                            S.SUPPRESSED,
+                            now,
+                            "recipient erased",
+                        )
+                    await tx.execute(
+                        "UPDATE emails SET recipient = ?, payload = ?, last_error = NULL, "
+                        "status = CASE WHEN status IN (?, ?, ?) THEN ? ELSE status END, "
+                        "updated_at = ? WHERE id = ?",
+                        recipient,
+                        _redacted(row[1], {**hashed, row[0].lower(): recipient}),
+                        *_UNSENT,
+                        S.SUPPRESSED,
+                        now,
+                        email_id,
+                    )
+                    # Event details may quote an address ("suppressed: a@b.c").
+                    await tx.execute(
+                        "UPDATE email_events SET detail = NULL WHERE email_id = ? "
+                        "AND detail LIKE '%@%'",
+                        email_id,
+                    )
+        async with self.db.transaction() as tx:
+            for address, digest in hashed.items():
+                row = await tx.fetchrow(
+                    "SELECT reason, provider, created_at FROM email_suppressions WHERE email = ?",
+                    address,
+                )
+                if row is None:
+                    continue
+                await tx.execute(
+                    "INSERT INTO email_suppressions (email, reason, provider, created_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (email) DO NOTHING",
+                    digest,
+                    row[0],
+                    row[1],
+                    row[2],
+                )
+                await tx.execute("DELETE FROM email_suppressions WHERE email = ?", address)
 
     # ---- development -----------------------------------------------------------
 

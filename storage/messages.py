@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from base.clock import iso
 from storage.db import Database, IntegrityError, Row
 from storage.webhooks import record_events
 
@@ -558,24 +559,156 @@ class MessageStore:
             if row is None:
                 return None
             seq = await self._take_seq(tx, row[0], now)
-            attached = [a["id"] for a in json.loads(row[1]) if "id" in a] if row[1] else []
-            for attachment_id in attached:
-                # No longer downloadable (not uploaded) nor attached, and old enough for the
-                # attachment sweeper, which removes the row and then the bytes.
-                await tx.execute(
-                    "UPDATE attachments SET uploaded_at = NULL, claimed_at = NULL, "
-                    "claim_ref = NULL, message_id = NULL, created_at = 0 "
-                    "WHERE id = ? AND kind = 'message'",
-                    attachment_id,
-                )
-            await tx.execute(
-                "UPDATE messages SET content = '', attachments = NULL, deleted_at = ? WHERE id = ?",
-                now,
-                message_id,
-            )
+            await _tombstone(tx, [(message_id, row[1])], now)
             change = StoredChange(row[0], seq, "delete", now, message_id=message_id, actor=actor)
             await self._record(tx, change)
         return change
+
+    async def erase_sent(self, sender_id: str, actor: str, limit: int) -> list[StoredChange]:
+        """Delete up to `limit` of a sender's messages in one transaction, each as
+        `delete_message` does (its own seq and change); [] when none is left."""
+        now = now_ms()
+        changes: list[StoredChange] = []
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch(
+                "SELECT id, conversation_id, attachments FROM messages "
+                "WHERE sender_id = ? AND deleted_at IS NULL ORDER BY id LIMIT ?",
+                sender_id,
+                limit,
+            )
+            if not rows:
+                return []
+            # Every conversation locked up front, in id order, as a batch of sends locks them.
+            await self._lock_conversations(tx, sorted({row[1] for row in rows}))
+            await _tombstone(tx, [(row[0], row[2]) for row in rows], now)
+            for message_id, conversation_id, _ in rows:
+                seq = await self._take_seq(tx, conversation_id, now)
+                change = StoredChange(
+                    conversation_id, seq, "delete", now, message_id=message_id, actor=actor
+                )
+                await self._record(tx, change)
+                changes.append(change)
+        return changes
+
+    async def release_uploads(self, uploader_id: str) -> None:
+        """Uploads of the user that no message took: unreachable at once, and old enough for
+        the attachment sweeper to remove rows and bytes at its next round."""
+        await self.db.execute(
+            "UPDATE attachments SET uploaded_at = NULL, created_at = 0 "
+            "WHERE uploader_id = ? AND kind = 'message' AND claimed_at IS NULL",
+            uploader_id,
+        )
+
+    async def leave_all(self, user_id: str, actor: str, limit: int) -> list[StoredChange]:
+        """Remove the user from up to `limit` conversations (a `member` change each, action
+        `removed`); [] when they are in none. A direct conversation loses its key, so the
+        same pair may open a new one later."""
+        now = now_ms()
+        changes: list[StoredChange] = []
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch(
+                "SELECT conversation_id FROM participants WHERE user_id = ? "
+                "ORDER BY conversation_id LIMIT ?",
+                user_id,
+                limit,
+            )
+            ids = [row[0] for row in rows]
+            if not ids:
+                return []
+            await self._lock_conversations(tx, ids)
+            for conversation_id in ids:
+                seq = await self._take_seq(tx, conversation_id, now)
+                await tx.execute(
+                    "DELETE FROM participants WHERE conversation_id = ? AND user_id = ?",
+                    conversation_id,
+                    user_id,
+                )
+                await tx.execute(
+                    "UPDATE conversations SET direct_key = NULL WHERE id = ?", conversation_id
+                )
+                change = StoredChange(
+                    conversation_id,
+                    seq,
+                    "member",
+                    now,
+                    user_id=user_id,
+                    action="removed",
+                    actor=actor,
+                )
+                await self._record(tx, change)
+                changes.append(change)
+        return changes
+
+    # ---- retention ----------------------------------------------------------------
+
+    async def sweep_older_than(self, cutoff: int, limit: int) -> tuple[int, dict[str, int]]:
+        """Erase up to `limit` messages created before `cutoff` (ms), as deletions without a
+        change or event each; return how many, and {conversation id: highest seq erased}.
+        Idempotent: a message already erased is skipped, so two sweepers at once do no harm
+        (PostgreSQL sweepers also skip each other's locked rows)."""
+        skip = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgres" else ""
+        now = now_ms()
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch(
+                "SELECT id, conversation_id, seq, attachments FROM messages "
+                "WHERE deleted_at IS NULL AND created_at < ? ORDER BY created_at LIMIT ?" + skip,
+                cutoff,
+                limit,
+            )
+            if not rows:
+                return 0, {}
+            await _tombstone(tx, [(row[0], row[3]) for row in rows], now)
+            highest: dict[str, int] = {}
+            for _, conversation_id, seq, _ in rows:
+                highest[conversation_id] = max(highest.get(conversation_id, 0), int(seq))
+            await tx.executemany(
+                "UPDATE conversations SET retained_after_seq = ? "
+                "WHERE id = ? AND retained_after_seq < ?",
+                [(seq, conversation_id, seq) for conversation_id, seq in highest.items()],
+            )
+        return len(rows), highest
+
+    async def retained_after(self, conversation_id: str) -> int:
+        """The highest seq the retention sweep erased here: replay cannot start below it."""
+        row = await self.db.fetchrow(
+            "SELECT retained_after_seq FROM conversations WHERE id = ?", conversation_id
+        )
+        return int(row[0]) if row else 0
+
+    # ---- a user's data (export) -----------------------------------------------------
+
+    async def conversations_of(self, user_id: str, after: str, limit: int) -> list[dict[str, Any]]:
+        """The conversations a user is in, with when they joined and how far they read."""
+        rows = await self.db.fetch(
+            "SELECT c.id, c.title, c.created_at, c.direct_key IS NOT NULL, p.joined_at, "
+            "p.read_seq FROM participants p JOIN conversations c ON c.id = p.conversation_id "
+            "WHERE p.user_id = ? AND p.conversation_id > ? ORDER BY p.conversation_id LIMIT ?",
+            user_id,
+            after,
+            limit,
+        )
+        return [
+            {
+                "id": r[0],
+                "title": r[1],
+                "createdAt": iso(int(r[2])),
+                "direct": bool(r[3]),
+                "joinedAt": iso(int(r[4])),
+                "readSeq": int(r[5]),
+            }
+            for r in rows
+        ]
+
+    async def sent_by(self, sender_id: str, after: str, limit: int) -> list[StoredMessage]:
+        """A sender's messages that still hold content, in id order from `after`."""
+        rows = await self.db.fetch(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND id > ? "
+            "AND deleted_at IS NULL ORDER BY id LIMIT ?",
+            sender_id,
+            after,
+            limit,
+        )
+        return [_message(row) for row in rows]
 
     async def conversation_info(self, conversation_id: str) -> ConversationInfo | None:
         row = await self.db.fetchrow(
@@ -729,6 +862,27 @@ class MessageStore:
         return {r[0]: int(r[1]) for r in rows}
 
 
+async def _tombstone(tx: Any, rows: Sequence[tuple[str, str | None]], now: int) -> None:
+    """Erase the content and attachments of (message id, attachments JSON) rows; the rows
+    stay as tombstones so seqs stay gap-free."""
+    released = [
+        (a["id"],) for _, attached in rows if attached for a in json.loads(attached) if "id" in a
+    ]
+    if released:
+        # No longer downloadable (not uploaded) nor attached, and old enough for the
+        # attachment sweeper, which removes the row and then the bytes.
+        await tx.executemany(
+            "UPDATE attachments SET uploaded_at = NULL, claimed_at = NULL, "
+            "claim_ref = NULL, message_id = NULL, created_at = 0 "
+            "WHERE id = ? AND kind = 'message'",
+            released,
+        )
+    await tx.executemany(
+        "UPDATE messages SET content = '', attachments = NULL, deleted_at = ? WHERE id = ?",
+        [(now, message_id) for message_id, _ in rows],
+    )
+
+
 class BlockStore:
     """Who blocked whom."""
 
@@ -766,6 +920,26 @@ class BlockStore:
             *others,
         )
         return row is not None
+
+    async def blockers_of(self, user_id: str) -> list[str]:
+        rows = await self.db.fetch(
+            "SELECT user_id FROM blocks WHERE blocked_id = ? ORDER BY user_id", user_id
+        )
+        return [row[0] for row in rows]
+
+    async def export_user(self, user_id: str) -> list[dict[str, Any]]:
+        """The blocks a user made: whom and since when."""
+        rows = await self.db.fetch(
+            "SELECT blocked_id, created_at FROM blocks WHERE user_id = ? ORDER BY blocked_id",
+            user_id,
+        )
+        return [{"userId": r[0], "createdAt": iso(int(r[1]))} for r in rows]
+
+    async def erase_user(self, user_id: str) -> None:
+        """Blocks made by the user and blocks of them: either row names them."""
+        async with self.db.transaction() as tx:
+            await tx.execute("DELETE FROM blocks WHERE user_id = ?", user_id)
+            await tx.execute("DELETE FROM blocks WHERE blocked_id = ?", user_id)
 
 
 class _NothingChanged(Exception):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from base.clock import iso
 from storage.db import Connection, Database, IntegrityError, Row
 from storage.push import QueuedPush, queue_for_user
 from storage.webhooks import record_events
@@ -647,3 +648,87 @@ class NotificationStore:
         await self.db.execute(
             "DELETE FROM scheduler_leases WHERE name = ? AND holder = ?", name, holder
         )
+
+    # ---- a user's data (export and erasure) ---------------------------------------
+
+    async def notifications_of(
+        self, user_id: str, after: tuple[int, str], limit: int
+    ) -> list[tuple[tuple[int, str], dict[str, Any]]]:
+        """Every notification of a user, in-app or not, oldest first after the keyset
+        `after`: (the next keyset, the item) each."""
+        rows = await self.db.fetch(
+            "SELECT id, type, title, message, data, priority, in_app, created_at, read_at, "
+            "email_status, email_id FROM notifications WHERE user_id = ? "
+            "AND (created_at > ? OR (created_at = ? AND id > ?)) ORDER BY created_at, id LIMIT ?",
+            user_id,
+            after[0],
+            after[0],
+            after[1],
+            limit,
+        )
+        return [
+            (
+                (int(r[7]), r[0]),
+                {
+                    "id": r[0],
+                    "type": r[1],
+                    "title": r[2],
+                    "message": r[3],
+                    "data": json.loads(r[4]) if r[4] else None,
+                    "priority": r[5],
+                    "inApp": bool(r[6]),
+                    "createdAt": iso(int(r[7])),
+                    "readAt": iso(int(r[8])) if r[8] is not None else None,
+                    "emailStatus": r[9],
+                    "emailId": r[10],
+                },
+            )
+            for r in rows
+        ]
+
+    async def export_preferences(self, user_id: str) -> list[dict[str, Any]]:
+        """Per-type choices and the quiet-hours row, as they are stored (defaults are not)."""
+        items: list[dict[str, Any]] = [
+            {
+                "type": r[0],
+                "inApp": bool(r[1]),
+                "email": bool(r[2]),
+                "frequency": r[3],
+                "updatedAt": iso(int(r[4])),
+            }
+            for r in await self.db.fetch(
+                "SELECT type, in_app, email, frequency, updated_at FROM notification_preferences "
+                "WHERE user_id = ? ORDER BY type",
+                user_id,
+            )
+        ]
+        row = await self.db.fetchrow(
+            "SELECT quiet_start, quiet_end, timezone, updated_at FROM notification_settings "
+            "WHERE user_id = ?",
+            user_id,
+        )
+        if row is not None:
+            items.append(
+                {
+                    "quietHoursStart": row[0],
+                    "quietHoursEnd": row[1],
+                    "timezone": row[2],
+                    "updatedAt": iso(int(row[3])),
+                }
+            )
+        return items
+
+    async def erase_user(self, user_id: str) -> None:
+        """Notifications, email jobs not yet handed over, preferences and the bookkeeping of
+        unread-message emails and digests: nothing is left that names the user."""
+        async with self.db.transaction() as tx:
+            for table in (
+                "notifications",
+                "notification_jobs",
+                "notification_preferences",
+                "notification_settings",
+                "unread_email_marks",
+                "unread_email_users",
+                "notification_digests",
+            ):
+                await tx.execute(f"DELETE FROM {table} WHERE user_id = ?", user_id)

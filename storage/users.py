@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from base.clock import iso
 from storage.db import Database
 from storage.messages import now_ms
 
@@ -83,3 +84,27 @@ class UserStore:
         row = await self.get(user_id)
         assert row is not None
         return row
+
+    async def export_user(self, user_id: str) -> list[dict[str, Any]]:
+        """The directory entry, as one item (none when there is no entry)."""
+        row = await self.db.fetchrow(
+            "SELECT id, email, name, timezone, locale, created_at, updated_at FROM users "
+            "WHERE id = ?",
+            user_id,
+        )
+        if row is None:
+            return []
+        return [
+            {
+                "id": row[0],
+                "email": row[1],
+                "name": row[2],
+                "timezone": row[3],
+                "locale": row[4],
+                "createdAt": iso(int(row[5])),
+                "updatedAt": iso(int(row[6])),
+            }
+        ]
+
+    async def erase_user(self, user_id: str) -> None:
+        await self.db.execute("DELETE FROM users WHERE id = ?", user_id)

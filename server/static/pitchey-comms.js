@@ -223,6 +223,8 @@ export class PitcheyClient extends EventTarget {
       this.socket = null;
       for (const state of this.conversations.values()) state.subscribed = false;
       this._emit("disconnected", { code: event.code, reason: event.reason });
+      // An erased account's sessions are closed for good: reconnecting would only come back.
+      if (event.code === 1008 && event.reason === "account erased") this.closedByUser = true;
       if (!this.closedByUser) this._scheduleReconnect();
     };
   }

@@ -1,0 +1,79 @@
+"""The retention sweep: messages older than MESSAGE_RETENTION_DAYS are erased, in batches.
+
+Erased as deletions are (content and attachments gone, the row kept as a tombstone so seqs
+stay gap-free) but without a change or an event each: a conversation's subscribers are not
+told about every expired message. The highest seq erased in each conversation is kept, so a
+subscribe from before it answers `recovered: false`.
+
+Every process sweeps; the sweep is idempotent (a message already erased is skipped, and on
+PostgreSQL concurrent sweepers skip each other's locked rows), so no lease is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from rooms.service import Messaging
+
+log = logging.getLogger("pitchey.retention")
+
+# Messages per transaction: a short write lock on SQLite and a short transaction on
+# PostgreSQL, so sends keep flowing while a large backlog is swept.
+BATCH = 500
+
+
+class RetentionSweeper:
+    def __init__(
+        self,
+        messaging: Messaging,
+        *,
+        days: float,
+        interval: float,
+        batch: int = BATCH,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._messaging = messaging
+        self._max_age_ms = int(days * 86_400_000)
+        self._interval = interval
+        self._batch = batch
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._max_age_ms > 0:
+            self._task = asyncio.create_task(self._run(), name="retention-sweep")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                swept = await self.sweep()
+                if swept:
+                    log.info("retention sweep erased %d messages", swept)
+            except Exception as exc:
+                # The next round retries; nothing is half done (each batch is one transaction).
+                log.warning("retention sweep failed: %s", exc)
+            await asyncio.sleep(self._interval)
+
+    async def sweep(self) -> int:
+        """Erase every message older than the retention; returns how many."""
+        cutoff = int(self._clock() * 1000) - self._max_age_ms
+        total = 0
+        store = self._messaging.store
+        while True:
+            count, highest = await store.sweep_older_than(cutoff, self._batch)
+            if not count:
+                return total
+            total += count
+            await self._messaging.swept(sorted(highest))
+            # Give the event loop back between batches.
+            await asyncio.sleep(0)
