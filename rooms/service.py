@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from base.clock import iso
 from base.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unavailable
+from base.failures import RepeatedFailure
 from base.identity import Caller
 from rooms import metrics
 from rooms.broker import MEMBERSHIP_CHANNEL, Broker, conversation_channel
@@ -112,6 +113,8 @@ class Messaging:
         self._users_waiting = asyncio.Event()
         self._users_task: asyncio.Task[None] | None = None
         self._next_flush: asyncio.Future[None] | None = None
+        # Retried every second while the database is away: one story, not a line a second.
+        self._users_failures = RepeatedFailure(log, "user directory not updated, retrying")
 
     def start(self) -> None:
         self.writer.start()
@@ -171,9 +174,11 @@ class Messaging:
             try:
                 await self._flush_users()
             except Exception as exc:
-                log.warning("user directory not updated, retrying: %s", exc)
+                self._users_failures.failed(exc)
                 await asyncio.sleep(1.0)
                 self._users_waiting.set()
+                continue
+            self._users_failures.succeeded()
 
     async def _flush_users(self) -> None:
         pending, self._pending_users = self._pending_users, {}
