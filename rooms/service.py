@@ -16,6 +16,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+import msgspec
+
 from base.clock import iso
 from base.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unavailable
 from base.failures import RepeatedFailure
@@ -135,7 +137,13 @@ class Messaging:
 
     def _on_membership_changed(self, payload: bytes) -> None:
         if payload.startswith(_BLOCKS_PREFIX):
-            self._forget_blocks(payload[len(_BLOCKS_PREFIX) :].decode(errors="replace"))
+            user_id, blocked = _blocks_notice(payload[len(_BLOCKS_PREFIX) :])
+            self._forget_blocks(user_id)
+            if blocked is not None:
+                # At once, before any event published after the notice reaches the rooms
+                # (one broker connection delivers in order); the reload queued above
+                # settles changes made at the same moment on two processes.
+                self.rooms.set_blocks(user_id, blocked)
             return
         self._members.pop(payload.decode(errors="replace"), None)
 
@@ -512,16 +520,19 @@ class Messaging:
                 self.rooms.set_blocks(user_id, blocked)
 
     async def _blocks_changed(self, user_id: str) -> None:
+        """Before the answer, every process hears whom the user blocks now (the notice
+        carries it): whatever the blocker's sessions receive after the answer is filtered."""
         self._forget_blocks(user_id)
-        # This process's rooms are told before the answer: whatever the blocker's sessions
-        # here receive after it is filtered. Other processes hear the notice below.
+        notice = encode([user_id, None])
         with contextlib.suppress(Unavailable):
-            self.rooms.set_blocks(user_id, await self._blocks(user_id))
+            blocked = await self._blocks(user_id)
+            self.rooms.set_blocks(user_id, blocked)
+            notice = encode([user_id, sorted(blocked)])
         # Their conversation list shows other last messages and unread counts now.
         with contextlib.suppress(Exception):
             await self._invalidate_lists([user_id])
         with contextlib.suppress(Exception):
-            await self.broker.publish(MEMBERSHIP_CHANNEL, _BLOCKS_PREFIX + user_id.encode())
+            await self.broker.publish(MEMBERSHIP_CHANNEL, _BLOCKS_PREFIX + notice)
 
     async def block(self, caller: Caller, user_id: str) -> None:
         if user_id == caller.user_id:
@@ -701,8 +712,19 @@ class Messaging:
 
 
 # A notice on MEMBERSHIP_CHANNEL with this prefix names a user whose blocks changed
-# (conversation ids are UUIDs: none starts with it).
+# (conversation ids are UUIDs: none starts with it): a JSON array [user, blocked or null].
 _BLOCKS_PREFIX = b"blocks:"
+_blocks_notice_decoder = msgspec.json.Decoder(tuple[str, list[str] | None])
+
+
+def _blocks_notice(body: bytes) -> tuple[str, frozenset[str] | None]:
+    """(user, whom they block now, if the notice says). A bare user id is what processes
+    of the previous release send during a rolling upgrade: only "reload"."""
+    try:
+        user_id, blocked = _blocks_notice_decoder.decode(body)
+    except msgspec.DecodeError:
+        return body.decode(errors="replace"), None
+    return user_id, frozenset(blocked) if blocked is not None else None
 
 
 def _lists_ns(user_id: str) -> str:
