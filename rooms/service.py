@@ -81,6 +81,7 @@ class Messaging:
         max_participants: int = 1000,
         typing_interval: float = 0.0,
         edit_window: float = 172_800.0,
+        max_blocks: int = 1000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -104,6 +105,7 @@ class Messaging:
         self.max_participants = max_participants
         self.typing_interval = typing_interval
         self.edit_window = edit_window
+        self.max_blocks = max_blocks
         self._clock = clock
         # (user, conversation) -> when its last typing frame was relayed, oldest first.
         self._typing_relayed: OrderedDict[tuple[str, str], float] = OrderedDict()
@@ -537,7 +539,15 @@ class Messaging:
     async def block(self, caller: Caller, user_id: str) -> None:
         if user_id == caller.user_id:
             raise Invalid("you cannot block yourself")
-        await self.blocks.block(caller.user_id, user_id)
+        try:
+            done = await self.blocks.block(caller.user_id, user_id, self.max_blocks)
+        except DatabaseUnavailable as exc:
+            raise Unavailable("storage unavailable, block not stored") from exc
+        if not done:
+            raise Conflict(
+                f"you already block {self.max_blocks} users; unblock one first",
+                code="too_many_blocks",
+            )
         await self._blocks_changed(caller.user_id)
 
     async def unblock(self, caller: Caller, user_id: str) -> None:

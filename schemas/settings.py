@@ -236,6 +236,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How long after sending a message its sender may edit it (seconds; 0: always).
     message_edit_window: Annotated[float, Meta(ge=0)] = 172_800.0
 
+    # ---- Blocks (docs/protocol.md "Blocks") ----
+    # Users one user may block. Whom a user blocks is held by every room their sessions are
+    # in and carried by the notice of each change, so it must stay small; a thousand is far
+    # beyond what a person blocks by hand.
+    blocks_max_per_user: Positive = 1000
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")

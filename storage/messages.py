@@ -747,14 +747,29 @@ class BlockStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def block(self, user_id: str, blocked_id: str) -> None:
-        await self.db.execute(
-            "INSERT INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (user_id, blocked_id) DO NOTHING",
-            user_id,
-            blocked_id,
-            now_ms(),
-        )
+    async def block(self, user_id: str, blocked_id: str, limit: int) -> bool:
+        """Block, unless the user already blocks `limit` others; False if over the limit
+        (blocking someone already blocked is not). Counted and inserted under a lock of the
+        user (SQLite: the write lock; PostgreSQL: an advisory lock on the user), so requests
+        racing each other cannot pass the limit together."""
+        async with self.db.transaction() as tx:
+            if self.db.dialect == "postgres":
+                await tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", f"blocks:{user_id}")
+            if await tx.fetchrow(
+                "SELECT 1 FROM blocks WHERE user_id = ? AND blocked_id = ?", user_id, blocked_id
+            ):
+                return True
+            count = await tx.fetchrow("SELECT COUNT(*) FROM blocks WHERE user_id = ?", user_id)
+            if count is not None and int(count[0]) >= limit:
+                return False
+            await tx.execute(
+                "INSERT INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id, blocked_id) DO NOTHING",
+                user_id,
+                blocked_id,
+                now_ms(),
+            )
+        return True
 
     async def unblock(self, user_id: str, blocked_id: str) -> None:
         await self.db.execute(

@@ -6,6 +6,8 @@ Live, on replay and over REST; each filtered event with a seq reaches the blocke
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from tests.security.test_lifecycle_blocks import block
@@ -161,3 +163,28 @@ async def test_a_block_made_while_subscribed_applies_to_the_open_session_at_once
             assert (await http.delete(f"/api/users/me/blocks/{bob}")).status_code == 204
         await say(server, bob, conv, "after the unblock")
         assert await timeline(a, 1) == [("message", 4, "after the unblock")]
+
+
+async def test_a_user_cannot_block_more_than_the_limit_even_all_at_once(
+    make_server: Callable[..., ServerProcess], backend: str
+) -> None:
+    server = make_server(backend=backend, BLOCKS_MAX_PER_USER="3")
+    alice = uid("alice")
+    others = [uid("x") for _ in range(12)]
+    async with server.client(alice) as http:
+        answers = await asyncio.gather(
+            *(http.post("/api/users/me/blocks", json={"userId": other}) for other in others)
+        )
+        assert sorted(r.status_code for r in answers) == [204] * 3 + [409] * 9
+        refused = next(r for r in answers if r.status_code == 409)
+        assert refused.json()["error"]["code"] == "too_many_blocks"
+        blocked = (await http.get("/api/users/me/blocks")).json()["items"]
+        assert len(blocked) == 3
+        # Blocking someone already blocked is no new block; unblocking makes room.
+        assert (
+            await http.post("/api/users/me/blocks", json={"userId": blocked[0]})
+        ).status_code == 204
+        assert (await http.delete(f"/api/users/me/blocks/{blocked[0]}")).status_code == 204
+        unblocked_to = next(other for other in others if other not in blocked)
+        response = await http.post("/api/users/me/blocks", json={"userId": unblocked_to})
+        assert response.status_code == 204, response.text
