@@ -2,7 +2,8 @@
 
 Once when it starts, then one line per interval with how many times it happened
 meanwhile, and once when it ends, with how long it lasted. During a Redis or database
-outage a busy node otherwise logs hundreds of identical lines a second.
+outage a busy node otherwise logs hundreds of identical lines a second. The log is a story;
+the metric `pitchey_repeated_failures_total{failure}` counts every occurrence.
 """
 
 from __future__ import annotations
@@ -10,6 +11,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+
+from prometheus_client import Counter
+
+# Labelled by what failed: each RepeatedFailure is created once, with a fixed text, so the
+# label set is small and known at start.
+occurrences = Counter(
+    "pitchey_repeated_failures_total",
+    "Occurrences of a repeated failure (a dependency down), logged or not",
+    ["failure"],
+)
 
 
 class RepeatedFailure:
@@ -27,6 +38,7 @@ class RepeatedFailure:
         self._interval = interval
         self._level = level
         self._clock = clock
+        self._occurrences = occurrences.labels(what)
         self._started: float | None = None
         self._reported = 0.0
         self._unreported = 0
@@ -34,6 +46,7 @@ class RepeatedFailure:
 
     def failed(self, detail: object) -> None:
         now = self._clock()
+        self._occurrences.inc()
         self.count += 1
         if self._started is None:
             self._started = self._reported = now

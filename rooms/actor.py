@@ -25,9 +25,16 @@ from rooms.broker import Broker, conversation_channel
 from rooms.frames import Outgoing
 from rooms.online import OnlineUsers
 from rooms.session import Session
-from rooms.views import timeline_frame
+from rooms.views import author, timeline_frame
 from schemas.codec import encode, event_head_decoder
-from schemas.frames import PresenceChange, PresenceFrame, Subscribed, TypingFrame, Unsubscribed
+from schemas.frames import (
+    PresenceChange,
+    PresenceFrame,
+    Skipped,
+    Subscribed,
+    TypingFrame,
+    Unsubscribed,
+)
 from state.presence import PresenceTracker
 from storage.messages import MessageStore, StoredChange
 
@@ -55,6 +62,8 @@ class Join:
     since: int | None
     # A member added without shared history: nothing at or below this seq is replayed.
     floor: int = 0
+    # Whom the subscriber blocks: their messages, edits and deletions reach it as `skipped`.
+    blocked: frozenset[str] = frozenset()
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -75,7 +84,15 @@ class Resync:
     """The broker reconnected: events published meanwhile may be missing."""
 
 
-Command = Join | Leave | Event | Resync
+@dataclass(slots=True)
+class Blocks:
+    """Whom a user blocks now; the room applies it to that user's sessions, if it has any."""
+
+    user_id: str
+    blocked: frozenset[str]
+
+
+Command = Join | Leave | Event | Resync | Blocks
 
 
 class Room:
@@ -104,6 +121,11 @@ class Room:
         self._on_stop = on_stop
         self.sessions: dict[Session, None] = {}
         self._local_users: Counter[str] = Counter()
+        # Local users who block anyone -> whom; and its inverse, author -> the local users
+        # who block them. Both empty in most rooms, so the fan-out's fast path checks one
+        # dict's truth and nothing per session.
+        self._blocks: dict[str, frozenset[str]] = {}
+        self._blocked_by: dict[str, set[str]] = {}
         # Who is online in this conversation, on any node: loaded once when the room
         # starts (and after a broker reconnect), then kept current by presence events.
         self._online = OnlineUsers()
@@ -136,6 +158,14 @@ class Room:
 
     def _on_broker(self, payload: bytes) -> None:
         self._mailbox.put_nowait(Event(payload))
+
+    def hosts(self, user_id: str) -> bool:
+        """Whether a session of this user is subscribed here."""
+        return user_id in self._local_users
+
+    def users(self) -> list[str]:
+        """The users with a session subscribed here."""
+        return list(self._local_users)
 
     # ---- the actor ---------------------------------------------------------------
 
@@ -216,6 +246,23 @@ class Room:
                 await self._catch_up(None)
                 await self._load_online()
                 self._schedule_flush()
+            case Blocks(user_id, blocked):
+                if user_id in self._local_users:
+                    self._set_blocks(user_id, blocked)
+
+    def _set_blocks(self, user_id: str, blocked: frozenset[str]) -> None:
+        for other in self._blocks.pop(user_id, ()):
+            blockers = self._blocked_by[other]
+            blockers.discard(user_id)
+            if not blockers:
+                del self._blocked_by[other]
+        if blocked:
+            self._blocks[user_id] = blocked
+            for other in blocked:
+                self._blocked_by.setdefault(other, set()).add(user_id)
+
+    def _skipped(self, seq: int) -> Outgoing:
+        return Outgoing(encode(Skipped(conversation_id=self.conversation_id, seq=seq)))
 
     async def _join(self, join: Join) -> None:
         session = join.session
@@ -257,13 +304,21 @@ class Room:
                     return
                 if join.done.done():
                     return  # abandoned while we read
-                # Messages and changes (edits, deletions, members) in seq order.
-                replay = [Outgoing(timeline_frame(m)) for m in stored]
+                # Messages and changes (edits, deletions, members) in seq order; those by
+                # someone the subscriber blocks as `skipped`, so the replay has no gap.
+                replay = [
+                    self._skipped(m.seq)
+                    if join.blocked and author(m) in join.blocked
+                    else Outgoing(timeline_frame(m))
+                    for m in stored
+                ]
                 if not session.can_take(len(replay), sum(len(f.payload) for f in replay)):
                     # Sending it would overflow the session's queue and disconnect it:
                     # the client pages this gap over REST instead.
                     replay = []
                     recovered = False
+        # The latest word on whom the user blocks, for all of their sessions here.
+        self._set_blocks(session.user_id, join.blocked)
         if new:
             self.sessions[session] = None
             session.subscriptions.append(self.conversation_id)
@@ -313,6 +368,7 @@ class Room:
         self._local_users[user] -= 1
         if self._local_users[user] <= 0:
             del self._local_users[user]
+            self._set_blocks(user, frozenset())
             if await self._presence_change(user, joined=False):
                 await self._publish_presence(user, False)
 
@@ -353,10 +409,17 @@ class Room:
             log.warning("undecodable event on %s dropped", self.channel)
             return
         seq: int | None = None
+        # Whose words the event carries: receivers who block them are spared it.
+        by: str | None = None
         if head.type == "message" and head.message is not None:
             seq = head.message.seq
+            by = head.message.sender_id
         elif head.type in _CHANGES:
             seq = head.seq
+            if head.type == "message_updated" and head.message is not None:
+                by = head.message.sender_id
+            elif head.type == "message_deleted":
+                by = head.sender_id
         if seq is not None:
             if seq <= self.last_seq:
                 return  # already forwarded (a repeat from replay or another path)
@@ -379,11 +442,12 @@ class Room:
                 self._schedule_flush()
             return  # folded into the next `presence` frame, not forwarded one by one
         elif head.type == "typing" and head.user_id is not None:
+            by = head.user_id
             if head.is_typing:
                 self._typing[head.user_id] = time.monotonic() + self._typing_ttl
             else:
                 self._typing.pop(head.user_id, None)
-        self._fanout(Outgoing(payload))
+        self._fanout(Outgoing(payload), by, seq)
 
     async def _catch_up(self, up_to: int | None) -> None:
         """Forward stored messages after last_seq (up to `up_to`, or all) from storage."""
@@ -408,7 +472,7 @@ class Room:
                     and item.action in _ENDED
                 ):
                     await self._end_membership(item.user_id, item.action)
-                self._fanout(Outgoing(timeline_frame(item)))
+                self._fanout(Outgoing(timeline_frame(item)), author(item), item.seq)
 
     async def _end_membership(self, user_id: str, action: str) -> None:
         """A member was removed (or left): their sessions here are unsubscribed before the
@@ -418,11 +482,21 @@ class Room:
             await self._leave(session)
             session.send(frame)
 
-    def _fanout(self, frame: Outgoing) -> None:
+    def _fanout(self, frame: Outgoing, by: str | None = None, seq: int | None = None) -> None:
         # One encoded frame for every session; a full queue closes that session only.
         started = time.perf_counter()
-        for session in self.sessions:
-            session.send(frame)
+        blockers = self._blocked_by.get(by) if by is not None and self._blocked_by else None
+        if blockers:
+            # Those who block the author get `skipped` (an event with a seq) or nothing.
+            instead = self._skipped(seq) if seq is not None else None
+            for session in self.sessions:
+                if session.user_id not in blockers:
+                    session.send(frame)
+                elif instead is not None:
+                    session.send(instead)
+        else:
+            for session in self.sessions:
+                session.send(frame)
         metrics.frames_out.inc(len(self.sessions))
         metrics.fanout_seconds.observe(time.perf_counter() - started)
 
@@ -470,7 +544,7 @@ class Room:
                 stopped = TypingFrame(
                     conversation_id=self.conversation_id, user_id=user, is_typing=False
                 )
-                self._fanout(Outgoing(encode(stopped)))
+                self._fanout(Outgoing(encode(stopped)), user)
 
     def _fail_pending(self) -> None:
         # Joins that arrived after the room decided to stop are re-posted by the registry.

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from base.errors import Unavailable
 from rooms import metrics
-from rooms.actor import Join, Leave, Resync, Room, RoomStopped
+from rooms.actor import Blocks, Join, Leave, Resync, Room, RoomStopped
 from rooms.broker import Broker
 from rooms.session import Session
 from state.presence import PresenceTracker
@@ -64,7 +64,12 @@ class RoomRegistry:
             del self.rooms[room.conversation_id]
 
     async def join(
-        self, conversation_id: str, session: Session, since: int | None, floor: int = 0
+        self,
+        conversation_id: str,
+        session: Session,
+        since: int | None,
+        floor: int = 0,
+        blocked: frozenset[str] = frozenset(),
     ) -> None:
         """Subscribe a session; returns once `subscribed` (and any replay) is queued.
 
@@ -73,7 +78,7 @@ class RoomRegistry:
         """
         deadline = asyncio.get_running_loop().time() + self._join_timeout
         for _ in range(3):
-            join = Join(session, since, floor)
+            join = Join(session, since, floor, blocked)
             self._room(conversation_id).post(join)
             try:
                 # On timeout this cancels `join.done`, which tells the room to skip the join.
@@ -94,6 +99,21 @@ class RoomRegistry:
     def leave_all(self, session: Session) -> None:
         for conversation_id in tuple(session.subscriptions):
             self.leave(conversation_id, session)
+
+    def hosts(self, user_id: str) -> bool:
+        """Whether any room here has a session of this user."""
+        return any(room.hosts(user_id) for room in self.rooms.values())
+
+    def users(self) -> set[str]:
+        """Every user with a session in some room here."""
+        return {user for room in self.rooms.values() for user in room.users()}
+
+    def set_blocks(self, user_id: str, blocked: frozenset[str]) -> None:
+        """Whom the user blocks now, for every room with a session of theirs. Rare (a
+        block or unblock), so every room is told and those without the user ignore it."""
+        for room in self.rooms.values():
+            if room.hosts(user_id):
+                room.post(Blocks(user_id, blocked))
 
     async def online(self, conversation_id: str) -> list[str]:
         """Who is online in the conversation, on every process (the presence tracker's view)."""

@@ -16,8 +16,11 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+import msgspec
+
 from base.clock import iso
 from base.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unavailable
+from base.failures import RepeatedFailure
 from base.identity import Caller
 from rooms import metrics
 from rooms.broker import MEMBERSHIP_CHANNEL, Broker, conversation_channel
@@ -78,6 +81,7 @@ class Messaging:
         max_participants: int = 1000,
         typing_interval: float = 0.0,
         edit_window: float = 172_800.0,
+        max_blocks: int = 1000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -101,21 +105,33 @@ class Messaging:
         self.max_participants = max_participants
         self.typing_interval = typing_interval
         self.edit_window = edit_window
+        self.max_blocks = max_blocks
         self._clock = clock
         # (user, conversation) -> when its last typing frame was relayed, oldest first.
         self._typing_relayed: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._members: OrderedDict[str, frozenset[str]] = OrderedDict()
-        # user -> whom they block; see _blocked_by_any.
+        # user -> whom they block; see _blocks.
         self._blocks_of: OrderedDict[str, frozenset[str]] = OrderedDict()
+        # Bumped whenever a user's blocks are forgotten: a read that began before must not
+        # put its older answer back into the cache.
+        self._blocks_epoch = 0
+        # Users whose sessions here need their blocks reloaded and handed to their rooms.
+        self._stale_blocks: set[str] = set()
+        self._blocks_waiting = asyncio.Event()
+        self._blocks_task: asyncio.Task[None] | None = None
+        self._blocks_failures = RepeatedFailure(log, "blocks not reloaded for the rooms, retrying")
         self._known_users: dict[str, tuple[str | None, str | None]] = {}
         self._pending_users: dict[str, tuple[str | None, str | None]] = {}
         self._users_waiting = asyncio.Event()
         self._users_task: asyncio.Task[None] | None = None
         self._next_flush: asyncio.Future[None] | None = None
+        # Retried every second while the database is away: one story, not a line a second.
+        self._users_failures = RepeatedFailure(log, "user directory not updated, retrying")
 
     def start(self) -> None:
         self.writer.start()
         self._users_task = asyncio.create_task(self._write_users(), name="user-directory")
+        self._blocks_task = asyncio.create_task(self._push_blocks(), name="blocks-to-rooms")
 
     async def listen(self) -> None:
         """Hear of membership changes made on any process (after the broker started)."""
@@ -123,7 +139,13 @@ class Messaging:
 
     def _on_membership_changed(self, payload: bytes) -> None:
         if payload.startswith(_BLOCKS_PREFIX):
-            self._blocks_of.pop(payload[len(_BLOCKS_PREFIX) :].decode(errors="replace"), None)
+            user_id, blocked = _blocks_notice(payload[len(_BLOCKS_PREFIX) :])
+            self._forget_blocks(user_id)
+            if blocked is not None:
+                # At once, before any event published after the notice reaches the rooms
+                # (one broker connection delivers in order); the reload queued above
+                # settles changes made at the same moment on two processes.
+                self.rooms.set_blocks(user_id, blocked)
             return
         self._members.pop(payload.decode(errors="replace"), None)
 
@@ -131,14 +153,18 @@ class Messaging:
         """After a broker reconnect: a membership notice may have been missed meanwhile."""
         self._members.clear()
         self._blocks_of.clear()
+        self._blocks_epoch += 1
+        self._stale_blocks.update(self.rooms.users())
+        self._blocks_waiting.set()
 
     async def stop(self) -> None:
         # The writer first: it flushes what is queued, so every acknowledged message is stored.
         await self.writer.stop()
-        if self._users_task is not None:
-            self._users_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._users_task
+        for task in (self._users_task, self._blocks_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         with contextlib.suppress(Exception):
             await self._flush_users()
 
@@ -171,9 +197,11 @@ class Messaging:
             try:
                 await self._flush_users()
             except Exception as exc:
-                log.warning("user directory not updated, retrying: %s", exc)
+                self._users_failures.failed(exc)
                 await asyncio.sleep(1.0)
                 self._users_waiting.set()
+                continue
+            self._users_failures.succeeded()
 
     async def _flush_users(self) -> None:
         pending, self._pending_users = self._pending_users, {}
@@ -301,9 +329,15 @@ class Messaging:
     ) -> MessagePage:
         await self.require_member(caller.user_id, conversation_id)
         # A member added without shared history sees the conversation from their join on
-        # (the reader's joined_seq, applied by the same query).
+        # (the reader's joined_seq, applied by the same query). Messages of people the
+        # caller blocks are left out (seqs keep their gaps).
         rows = await self.store.messages(
-            conversation_id, after=after, before=before, limit=limit + 1, reader=caller.user_id
+            conversation_id,
+            after=after,
+            before=before,
+            limit=limit + 1,
+            reader=caller.user_id,
+            viewer=caller.user_id,
         )
         more = len(rows) > limit
         if more:
@@ -429,35 +463,91 @@ class Messaging:
 
     # ---- blocks ---------------------------------------------------------------------
 
+    async def _blocks(self, user_id: str) -> frozenset[str]:
+        """Whom `user_id` blocks. Every direct send and every subscribe asks, so it is
+        cached in the process until the user changes it (announced on MEMBERSHIP_CHANNEL,
+        like membership)."""
+        blocked = self._blocks_of.get(user_id)
+        if blocked is not None:
+            return blocked
+        epoch = self._blocks_epoch
+        try:
+            blocked = frozenset(await self.blocks.blocked(user_id))
+        except DatabaseUnavailable as exc:
+            raise Unavailable("storage unavailable") from exc
+        if epoch == self._blocks_epoch:
+            self._blocks_of[user_id] = blocked
+            if len(self._blocks_of) > _PARTICIPANT_CACHE:
+                self._blocks_of.popitem(last=False)
+        return blocked
+
     async def _blocked_by_any(self, user_id: str, others: Sequence[str]) -> bool:
-        """Whether any of `others` blocks `user_id`. Every send into a direct conversation
-        asks, so who each user blocks is cached in the process until they change it
-        (announced on MEMBERSHIP_CHANNEL, like membership)."""
+        """Whether any of `others` blocks `user_id`."""
         for other in others:
-            if other == user_id:
-                continue
-            blocked = self._blocks_of.get(other)
-            if blocked is None:
-                try:
-                    blocked = frozenset(await self.blocks.blocked(other))
-                except DatabaseUnavailable as exc:
-                    raise Unavailable("storage unavailable") from exc
-                self._blocks_of[other] = blocked
-                if len(self._blocks_of) > _PARTICIPANT_CACHE:
-                    self._blocks_of.popitem(last=False)
-            if user_id in blocked:
+            if other != user_id and user_id in await self._blocks(other):
                 return True
         return False
 
-    async def _blocks_changed(self, user_id: str) -> None:
+    def _forget_blocks(self, user_id: str) -> None:
+        """The user's blocks changed (here or on another process): reload them, and hand
+        them to the rooms where the user has sessions, which filter by them."""
         self._blocks_of.pop(user_id, None)
+        self._blocks_epoch += 1
+        if self.rooms.hosts(user_id):
+            self._stale_blocks.add(user_id)
+            self._blocks_waiting.set()
+
+    async def _push_blocks(self) -> None:
+        """One user at a time, in the order their changes were heard: a room never gets an
+        older answer after a newer one."""
+        while True:
+            await self._blocks_waiting.wait()
+            self._blocks_waiting.clear()
+            while self._stale_blocks:
+                user_id = self._stale_blocks.pop()
+                epoch = self._blocks_epoch
+                try:
+                    blocked = await self._blocks(user_id)
+                except Unavailable as exc:
+                    self._blocks_failures.failed(exc)
+                    self._stale_blocks.add(user_id)
+                    await asyncio.sleep(1.0)
+                    continue
+                self._blocks_failures.succeeded()
+                if epoch != self._blocks_epoch:
+                    # Some blocks changed while this was read: it may be older than what
+                    # a room was told meanwhile. Read again rather than send it.
+                    self._stale_blocks.add(user_id)
+                    continue
+                self.rooms.set_blocks(user_id, blocked)
+
+    async def _blocks_changed(self, user_id: str) -> None:
+        """Before the answer, every process hears whom the user blocks now (the notice
+        carries it): whatever the blocker's sessions receive after the answer is filtered."""
+        self._forget_blocks(user_id)
+        notice = encode([user_id, None])
+        with contextlib.suppress(Unavailable):
+            blocked = await self._blocks(user_id)
+            self.rooms.set_blocks(user_id, blocked)
+            notice = encode([user_id, sorted(blocked)])
+        # Their conversation list shows other last messages and unread counts now.
         with contextlib.suppress(Exception):
-            await self.broker.publish(MEMBERSHIP_CHANNEL, _BLOCKS_PREFIX + user_id.encode())
+            await self._invalidate_lists([user_id])
+        with contextlib.suppress(Exception):
+            await self.broker.publish(MEMBERSHIP_CHANNEL, _BLOCKS_PREFIX + notice)
 
     async def block(self, caller: Caller, user_id: str) -> None:
         if user_id == caller.user_id:
             raise Invalid("you cannot block yourself")
-        await self.blocks.block(caller.user_id, user_id)
+        try:
+            done = await self.blocks.block(caller.user_id, user_id, self.max_blocks)
+        except DatabaseUnavailable as exc:
+            raise Unavailable("storage unavailable, block not stored") from exc
+        if not done:
+            raise Conflict(
+                f"you already block {self.max_blocks} users; unblock one first",
+                code="too_many_blocks",
+            )
         await self._blocks_changed(caller.user_id)
 
     async def unblock(self, caller: Caller, user_id: str) -> None:
@@ -637,12 +727,18 @@ class Messaging:
                 floor = await self.store.joined_seq(conversation_id, session.user_id)
             except DatabaseUnavailable as exc:
                 raise Unavailable("storage unavailable") from exc
-        await self.rooms.join(conversation_id, session, since, floor)
+        blocked = await self._blocks(session.user_id)
+        await self.rooms.join(conversation_id, session, since, floor, blocked)
         if session.user_id not in await self.members(conversation_id):
             # Removed while joining, after the room forwarded the removal: the membership
             # notice precedes the member event, so this check catches what the room missed.
             self.rooms.leave(conversation_id, session)
             raise NotFound("conversation not found")
+        if self._blocks_of.get(session.user_id) != blocked:
+            # The blocks changed while joining, and the rooms were told before this one
+            # had the session: tell it (after the others, in order).
+            self._stale_blocks.add(session.user_id)
+            self._blocks_waiting.set()
 
     async def presence(self, caller: Caller, conversation_id: str) -> Presence:
         """Who is online now (members only); the list a large room's frames leave out."""
@@ -660,8 +756,19 @@ class Messaging:
 
 
 # A notice on MEMBERSHIP_CHANNEL with this prefix names a user whose blocks changed
-# (conversation ids are UUIDs: none starts with it).
+# (conversation ids are UUIDs: none starts with it): a JSON array [user, blocked or null].
 _BLOCKS_PREFIX = b"blocks:"
+_blocks_notice_decoder = msgspec.json.Decoder(tuple[str, list[str] | None])
+
+
+def _blocks_notice(body: bytes) -> tuple[str, frozenset[str] | None]:
+    """(user, whom they block now, if the notice says). A bare user id is what processes
+    of the previous release send during a rolling upgrade: only "reload"."""
+    try:
+        user_id, blocked = _blocks_notice_decoder.decode(body)
+    except msgspec.DecodeError:
+        return body.decode(errors="replace"), None
+    return user_id, frozenset(blocked) if blocked is not None else None
 
 
 def _lists_ns(user_id: str) -> str:

@@ -48,6 +48,7 @@ def change_frame(change: StoredChange) -> bytes:
                 conversation_id=change.conversation_id,
                 seq=change.seq,
                 message_id=change.message_id or "",
+                sender_id=change.message.sender_id if change.message else msgspec.UNSET,
             )
         )
     return encode(
@@ -65,6 +66,16 @@ def timeline_frame(item: StoredMessage | StoredChange) -> bytes:
     if isinstance(item, StoredChange):
         return change_frame(item)
     return message_frame(item)
+
+
+def author(item: StoredMessage | StoredChange) -> str | None:
+    """Whose words an item carries (a message, or an edit or deletion of one); None for
+    member changes. A receiver who blocks the author gets a `skipped` frame instead."""
+    if isinstance(item, StoredMessage):
+        return item.sender_id
+    if item.kind in ("edit", "delete") and item.message is not None:
+        return item.message.sender_id
+    return None
 
 
 class OfflineAnnouncer:

@@ -90,6 +90,16 @@ class MessageDeleted(ServerFrame, tag="message_deleted", kw_only=True):
     conversation_id: str
     seq: int
     message_id: str
+    # Who wrote the deleted message: rooms leave the frame out for those who block them.
+    sender_id: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class Skipped(ServerFrame, tag="skipped", kw_only=True):
+    """Stands in for an event of `seq` the receiver does not get (a message, edit, deletion
+    by someone they block), so their seqs stay gap-free: a gap still means loss."""
+
+    conversation_id: str
+    seq: int
 
 
 class MemberFrame(ServerFrame, tag="member", kw_only=True):
@@ -169,6 +179,8 @@ class EventHead(msgspec.Struct, rename="camel"):
     # `message`.
     seq: int | None = None
     action: str | None = None
+    # message_deleted: who wrote the deleted message.
+    sender_id: str | None = None
 
 
 class MessageHead(msgspec.Struct, rename="camel"):

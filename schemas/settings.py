@@ -290,6 +290,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # (`"complete": false`): one request cannot hold a connection and the database for long.
     user_export_timeout: Seconds = 120.0
 
+    # ---- Blocks (docs/protocol.md "Blocks") ----
+    # Users one user may block. Whom a user blocks is held by every room their sessions are
+    # in and carried by the notice of each change, so it must stay small; a thousand is far
+    # beyond what a person blocks by hand.
+    blocks_max_per_user: Positive = 1000
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite:")

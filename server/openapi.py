@@ -201,11 +201,12 @@ OPERATIONS: tuple[Op, ...] = (
     Op(
         "POST",
         "/api/users/me/blocks",
-        "Block a user: they cannot open or write in a direct conversation with you",
+        "Block a user: they cannot open or write in a direct conversation with you, and "
+        "you receive nothing they write in any conversation",
         "messages",
         body=msg.BlockUser,
         status=204,
-        errors=(401, 422),
+        errors=(401, 409, 422, 503),
     ),
     Op(
         "GET",

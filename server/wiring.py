@@ -295,6 +295,7 @@ async def build(settings: Settings) -> Services:
         max_participants=settings.conversation_max_participants,
         typing_interval=settings.typing_relay_interval,
         edit_window=settings.message_edit_window,
+        max_blocks=settings.blocks_max_per_user,
     )
 
     def resubscribed(channels: Sequence[str]) -> None:

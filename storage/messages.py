@@ -122,6 +122,10 @@ _MESSAGE_COLUMNS = (
 )
 
 
+# A messages-table condition: not written by anyone the user (one parameter) blocks.
+_NOT_BLOCKED = "sender_id NOT IN (SELECT blocked_id FROM blocks WHERE user_id = ?)"
+
+
 def _message(row: Row) -> StoredMessage:
     # Positional, in _MESSAGE_COLUMNS order: a history page builds a hundred of these, and
     # keyword arguments cost several times as much. Both drivers return BIGINT as int.
@@ -245,6 +249,7 @@ class MessageStore:
             ):
                 message = _message(row)
                 last[message.id] = message
+            await self._last_visible(user_id, last)
         unread = await self.unread_counts(
             user_id, [row[0] for row in rows if int(row[4]) > int(row[6])]
         )
@@ -263,6 +268,29 @@ class MessageStore:
             )
             for row in rows
         ]
+
+    async def _last_visible(self, user_id: str, last: dict[str, StoredMessage]) -> None:
+        """Replace each last message written by someone the user blocks with the latest one
+        they may see (or drop it). Rare, so looked up one conversation at a time."""
+        blocked = {
+            r[0]
+            for r in await self.db.fetch("SELECT blocked_id FROM blocks WHERE user_id = ?", user_id)
+        }
+        if not blocked:
+            return
+        for message_id, message in list(last.items()):
+            if message.sender_id not in blocked:
+                continue
+            row = await self.db.fetchrow(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? "
+                f"AND {_NOT_BLOCKED} ORDER BY seq DESC LIMIT 1",
+                message.conversation_id,
+                user_id,
+            )
+            if row is None:
+                del last[message_id]
+            else:
+                last[message_id] = _message(row)
 
     async def last_seq(self, conversation_id: str) -> int:
         row = await self.db.fetchrow(
@@ -437,13 +465,18 @@ class MessageStore:
         limit: int = 50,
         floor: int = 0,
         reader: str | None = None,
+        viewer: str | None = None,
     ) -> list[StoredMessage]:
         """Messages in seq order. With `before` only, the newest `limit` before it.
         Nothing at or below `floor` (what a member added without history may not see), nor
         at or below `reader`'s joined_seq: read in the same query, so a history page is
-        one round trip instead of two."""
+        one round trip instead of two. With `viewer`, nothing from the people that user
+        blocks."""
         clauses = ["conversation_id = ?"]
         args: list[Any] = [conversation_id]
+        if viewer is not None:
+            clauses.append(_NOT_BLOCKED)
+            args.append(viewer)
         if floor:
             clauses.append("seq > ?")
             args.append(floor)
@@ -562,6 +595,11 @@ class MessageStore:
             await _tombstone(tx, [(message_id, row[1])], now)
             change = StoredChange(row[0], seq, "delete", now, message_id=message_id, actor=actor)
             await self._record(tx, change)
+            tombstone = await tx.fetchrow(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", message_id
+            )
+        # The tombstone names the sender: rooms filter the deletion for those who block them.
+        change.message = _message(tombstone) if tombstone is not None else None
         return change
 
     async def erase_sent(self, sender_id: str, actor: str, limit: int) -> list[StoredChange]:
@@ -842,7 +880,8 @@ class MessageStore:
         return merged
 
     async def unread_counts(self, user_id: str, conversation_ids: Sequence[str]) -> dict[str, int]:
-        """Messages from others, not deleted, after the user's read position.
+        """Messages from others (not from people the user blocks), not deleted, after the
+        user's read position.
 
         Counted rather than taken from last_seq - read_seq: edits, deletions and member
         changes take seqs too, and none of them is something to read.
@@ -854,9 +893,11 @@ class MessageStore:
             "SELECT m.conversation_id, COUNT(*) FROM messages m JOIN participants p "
             "ON p.conversation_id = m.conversation_id AND p.user_id = ? "
             f"WHERE m.conversation_id IN ({marks}) AND m.seq > p.read_seq "
-            "AND m.deleted_at IS NULL AND m.sender_id <> ? GROUP BY m.conversation_id",
+            "AND m.deleted_at IS NULL AND m.sender_id <> ? "
+            f"AND m.{_NOT_BLOCKED} GROUP BY m.conversation_id",
             user_id,
             *conversation_ids,
+            user_id,
             user_id,
         )
         return {r[0]: int(r[1]) for r in rows}
@@ -889,14 +930,29 @@ class BlockStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def block(self, user_id: str, blocked_id: str) -> None:
-        await self.db.execute(
-            "INSERT INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (user_id, blocked_id) DO NOTHING",
-            user_id,
-            blocked_id,
-            now_ms(),
-        )
+    async def block(self, user_id: str, blocked_id: str, limit: int) -> bool:
+        """Block, unless the user already blocks `limit` others; False if over the limit
+        (blocking someone already blocked is not). Counted and inserted under a lock of the
+        user (SQLite: the write lock; PostgreSQL: an advisory lock on the user), so requests
+        racing each other cannot pass the limit together."""
+        async with self.db.transaction() as tx:
+            if self.db.dialect == "postgres":
+                await tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", f"blocks:{user_id}")
+            if await tx.fetchrow(
+                "SELECT 1 FROM blocks WHERE user_id = ? AND blocked_id = ?", user_id, blocked_id
+            ):
+                return True
+            count = await tx.fetchrow("SELECT COUNT(*) FROM blocks WHERE user_id = ?", user_id)
+            if count is not None and int(count[0]) >= limit:
+                return False
+            await tx.execute(
+                "INSERT INTO blocks (user_id, blocked_id, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id, blocked_id) DO NOTHING",
+                user_id,
+                blocked_id,
+                now_ms(),
+            )
+        return True
 
     async def unblock(self, user_id: str, blocked_id: str) -> None:
         await self.db.execute(

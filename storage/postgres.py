@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -9,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from base.failures import RepeatedFailure
 from storage.db import (
     PROBE_SQL,
     DatabaseUnavailable,
@@ -52,6 +54,40 @@ def _translate(exc: BaseException) -> BaseException:
     return exc
 
 
+log = logging.getLogger("pitchey.storage")
+
+# While PostgreSQL is away, asyncpg's pool retries its connection floor (min_size) and logs
+# a traceback for every attempt. Those records are told as one story instead: the first,
+# a count per interval, and the end when any connection is made again (the pool's `init`).
+_floor_failures = RepeatedFailure(log, "PostgreSQL pool cannot reconnect")
+_FLOOR_MESSAGE = "Failed to restore the pool connection floor"
+
+
+class _FloorRetries(logging.Filter):
+    """Routes asyncpg's floor-retry records through `_floor_failures` and drops them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith(_FLOOR_MESSAGE):
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        _floor_failures.failed(_describe(exc))
+        return False
+
+
+_floor_retries = _FloorRetries()
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+async def _connected(conn: Any) -> None:
+    del conn  # any new connection means PostgreSQL answers again
+    _floor_failures.succeeded()
+
+
 class PostgresDatabase:
     dialect = "postgres"
 
@@ -62,9 +98,15 @@ class PostgresDatabase:
         self._max = max_size
 
     async def connect(self) -> None:
+        # Once per process (addFilter ignores a filter already there), before the pool exists.
+        logging.getLogger("asyncpg.pool").addFilter(_floor_retries)
         try:
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=self._min, max_size=self._max, command_timeout=30
+                self.url,
+                min_size=self._min,
+                max_size=self._max,
+                command_timeout=30,
+                init=_connected,
             )
         except Exception as exc:
             raise _translate(exc) from exc

@@ -87,6 +87,7 @@ async def test_a_deletion_reaches_subscribers_as_message_deleted(server: ServerP
         "conversationId": conv,
         "seq": sent["seq"] + 1,
         "messageId": sent["id"],
+        "senderId": alice,
     }
 
 

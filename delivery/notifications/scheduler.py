@@ -7,7 +7,8 @@ with an expiry, so it works on SQLite, PostgreSQL, with or without Redis) runs:
   UNREAD_EMAIL_DELAY that they have neither read nor been emailed about, outside the
   users emailed within the last delay; each such user gets one `unread_messages` job
   covering all of them (naming senders and counts; quoting text only from conversations
-  the user has written in), and marks record how far they were emailed;
+  the user has written in; never mentioning anyone the user blocks), and marks record how
+  far they were emailed;
 - digests: users with notifications waiting for a daily or weekly digest get one
   `notification_digest` job per period window, the window starting at DIGEST_HOUR in
   their timezone. The (user, period, window) row is inserted in the same transaction
@@ -174,8 +175,13 @@ class NotificationScheduler:
         counts: dict[str, int] = defaultdict(int)
         pending: list[tuple[str, str, str]] = []
         for candidate in unseen:
+            # Nothing from people the user blocks: not counted, named nor quoted, and no
+            # email at all when only they wrote.
             rows = await self.messages.messages(
-                candidate.conversation_id, after=candidate.from_seq - 1, limit=MAX_COUNTED
+                candidate.conversation_id,
+                after=candidate.from_seq - 1,
+                limit=MAX_COUNTED,
+                viewer=user_id,
             )
             for row in rows:
                 deleted = row.deleted_at is not None  # its content is gone: nothing to tell

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import httpx
 
+from base.failures import RepeatedFailure
 from delivery.webhooks_out import signing, targets
 from storage.db import DatabaseUnavailable
 from storage.webhooks import Due, WebhookStore
@@ -71,6 +72,8 @@ class WebhookSender:
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._purged_at = 0.0
+        # The outbox is polled every batch_timeout: an outage is one story, not a line a poll.
+        self._outbox_failures = RepeatedFailure(log, "webhook outbox unavailable")
 
     def start(self) -> None:
         # No redirects (a 3xx is a failure: following one would skip the address check)
@@ -102,13 +105,14 @@ class WebhookSender:
         while True:
             try:
                 claimed = await self.store.claim(_now_ms(), self.batch_size, self.lease_ms)
+                self._outbox_failures.succeeded()
                 if claimed:
                     await asyncio.gather(*(self._deliver(due) for due in claimed))
                 await self._purge()
             except asyncio.CancelledError:
                 raise
             except DatabaseUnavailable as exc:
-                log.warning("webhook outbox unavailable: %s", exc)
+                self._outbox_failures.failed(exc)
                 claimed = []
             except Exception:
                 log.exception("webhook sender failed; retrying")

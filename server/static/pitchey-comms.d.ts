@@ -101,6 +101,18 @@ export interface MessageDeletedFrame {
   conversationId: string;
   seq: number;
   messageId: string;
+  /** Who wrote the deleted message. */
+  senderId?: string;
+}
+
+/**
+ * Stands in for a message, edit or deletion by a user you block: only its seq, so your seqs
+ * stay gap-free. The client advances on it without dispatching an event.
+ */
+export interface SkippedFrame {
+  type: "skipped";
+  conversationId: string;
+  seq: number;
 }
 
 /** Someone was added to, removed from, or left the conversation. */

@@ -16,7 +16,8 @@
 //   `unavailable` or `storage_full` error frame) before reconnecting, resubscribing or resending;
 // - remembers the last seq per conversation and resubscribes with `since`, so nothing is
 //   missed; pages the gap over REST when the server answers `recovered: false`; resubscribes
-//   when it sees a seq jump; drops repeats;
+//   when it sees a seq jump; drops repeats; `skipped` frames (stand-ins for what users you
+//   block wrote) advance the seq without an event;
 // - sends with a clientMsgId and resolves when the `ack` arrives; unacknowledged sends are
 //   sent again after a reconnect with the same clientMsgId, which the server deduplicates;
 // - subscribe() resolves with the `subscribed` frame and rejects on a refusal (an `error`
@@ -340,8 +341,10 @@ export class PitcheyClient extends EventTarget {
       }
       case "message_updated":
       case "message_deleted":
-      case "member": {
+      case "member":
+      case "skipped": {
         // Changes take seqs like messages: the same repeat and gap rules keep lastSeq right.
+        // `skipped` (something by a user you block) only moves lastSeq, and is not emitted.
         const state = this.conversations.get(frame.conversationId);
         if (state && state.lastSeq !== null) {
           if (frame.seq <= state.lastSeq) return;
@@ -351,7 +354,7 @@ export class PitcheyClient extends EventTarget {
           }
           state.lastSeq = frame.seq;
         }
-        this._emit(frame.type, frame);
+        if (frame.type !== "skipped") this._emit(frame.type, frame);
         break;
       }
       case "unsubscribed":
@@ -394,17 +397,24 @@ export class PitcheyClient extends EventTarget {
   }
 
   async _pageGap(conversationId, upTo) {
+    // History holds messages only: changes (edits, deletions, members) and messages of users
+    // you block take seqs it does not list, so its seqs have holes that are not losses.
     const state = this.conversations.get(conversationId);
-    while (state && state.lastSeq < upTo) {
-      const page = await this.history(conversationId, { after: state.lastSeq, limit: 100 });
-      if (!page.items.length) break;
+    let after = state ? state.lastSeq : upTo;
+    while (after < upTo) {
+      const page = await this.history(conversationId, { after, limit: 100 });
       for (const message of page.items) {
-        if (message.seq === state.lastSeq + 1) {
+        if (message.seq > upTo) break; // live frames bring the rest
+        if (message.seq > state.lastSeq) {
           state.lastSeq = message.seq;
           this._emit("message", message);
         }
       }
+      if (!page.nextCursor) break;
+      after = Number(page.nextCursor);
     }
+    // Everything up to `subscribed.seq` was paged; live frames continue after it.
+    if (state && state.lastSeq < upTo) state.lastSeq = upTo;
   }
 
   async _rest(path, init = {}) {
