@@ -26,6 +26,7 @@ class UserExport(Base):
     notifications: list[dict[str, Any]] = []
     preferences: list[dict[str, Any]] = []
     emails: list[dict[str, Any]] = []
+    push_subscriptions: list[dict[str, Any]] = []
     complete: bool = True
 
 

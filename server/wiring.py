@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from attachments.service import EMAIL, MESSAGE, Attachments, EmailBucket
 from delivery.email import EmailService
@@ -369,6 +370,11 @@ async def build(settings: Settings) -> Services:
     # 7. Retention and erasure. Each store holding something about a user adds its Part:
     # export writes them in this order, erasure runs them in reverse (the profile last).
     directory = UserStore(db)
+
+    async def push_export(user_id: str) -> list[dict[str, Any]]:
+        # One item: the user's subscriptions (without their keys) and pending pushes.
+        return [await push.store.export_user(user_id)]
+
     privacy = Privacy(
         store=ErasureStore(db),
         directory=directory,
@@ -376,6 +382,7 @@ async def build(settings: Settings) -> Services:
             Part("profile", listed(directory.export_user), by_user(directory.erase_user)),
             *conversation_parts(messaging),
             *delivery_parts(notifications, email.store),
+            Part("pushSubscriptions", listed(push_export), by_user(push.store.erase_user)),
         ],
         sessions=users,
         export_timeout=settings.user_export_timeout,
