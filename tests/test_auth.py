@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import httpx
 import jwt
@@ -148,7 +149,11 @@ async def test_sender_id_other_than_caller_is_forbidden(server: ServerProcess) -
     assert response.json()["error"]["code"] == "forbidden"
 
 
-async def test_tokens_never_reach_the_server_log(server: ServerProcess) -> None:
+async def test_tokens_never_reach_the_server_log(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    # At debug, uvicorn's line per handshake (with the URL and its token) is written.
+    server = make_server(LOG_LEVEL="debug")
     token = server.token(uid())
     async with connect(f"{server.ws_url}?token={token}") as conn:
         await conn.send('{"type":"ping"}')

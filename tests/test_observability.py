@@ -21,7 +21,8 @@ async def test_metrics_show_live_figures(server: ServerProcess) -> None:
         async with httpx.AsyncClient(base_url=server.url) as http:
             text = (await http.get("/metrics")).text
     figures = {
-        line.split(" ")[0]: float(line.split(" ")[1])
+        # The value is after the last space: label values may hold spaces.
+        line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
         for line in text.splitlines()
         if line and not line.startswith("#")
     }
