@@ -139,7 +139,7 @@ class EmailService:
         from_name: str | None = None,
         provider: str = "dev",
         max_message_bytes: int | None = None,
-        on_enqueued: Callable[[int], None] | None = None,
+        on_enqueued: Callable[[int, bool], None] | None = None,
         unsubscribe: Unsubscribe | None = None,
     ) -> None:
         self.store = store
@@ -329,7 +329,14 @@ class EmailService:
 
     def _notify(self, count: int) -> None:
         if count and self.on_enqueued is not None:
-            self.on_enqueued(count)
+            self.on_enqueued(count, False)
+
+    def flush(self) -> None:
+        """Send what internal submits queued now, not after EMAIL_BATCH_TIMEOUT: their caller
+        (a notification batch) has batched them already, and one alert to thousands of users
+        would otherwise wait for the email batch to fill, up to 15 s per batch."""
+        if self.on_enqueued is not None:
+            self.on_enqueued(0, True)
 
     async def _new_emails(self, prepared: list[_Prepared], caller: str | None) -> list[NewEmail]:
         """Outbox rows; an email whose every To address is suppressed ends `suppressed`."""

@@ -132,10 +132,11 @@ class EmailWorker:
         self._loop = asyncio.create_task(self._run(), name="email-worker")
         self._flusher = asyncio.create_task(self._flush_loop(), name="email-outcomes")
 
-    def notify(self, count: int) -> None:
-        """Emails were enqueued in this process: wake up once a full batch waits."""
+    def notify(self, count: int, flush: bool = False) -> None:
+        """Emails were enqueued in this process: wake up once a full batch waits, or at once
+        with `flush` (the caller batched them itself)."""
         self._pending += count
-        if self._pending >= self.batch_size:
+        if self._pending >= self.batch_size or (flush and self._pending):
             self._wake.set()
 
     async def stop(self) -> None:
