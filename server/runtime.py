@@ -27,6 +27,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 log = logging.getLogger("pitchey.runtime")
 
+# How often connection bursts are checked for new objects to freeze (see _freeze_bursts).
+FREEZE_CHECK_INTERVAL = 0.1
+
 _PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 gc_pause = Histogram(
     "pitchey_gc_pause_seconds", "Garbage-collection pauses", ["generation"], buckets=_PAUSE_BUCKETS
@@ -130,10 +133,13 @@ class Runtime:
         gc_freezes.inc()
 
     async def _freeze_bursts(self) -> None:
-        """Each second in which enough connections arrived, freeze what they built: waiting
-        for the burst to settle let a full collection walk all of it (765 ms at 10,000)."""
+        """Whenever enough connections arrived, freeze what they built: waiting for the burst
+        to settle let a full collection walk all of it (765 ms at 10,000). Looked at ten times
+        a second: looking once a second let a second's connections (about 1,000, some 50,000
+        objects) pile up in the young generations, and a generation-1 collection walking
+        them took 63 ms during a 10,000-connection burst."""
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(FREEZE_CHECK_INTERVAL)
             now = self._connections()
             if now - self._frozen_at_connections >= self._freeze_after:
                 started = time.perf_counter()
