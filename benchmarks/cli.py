@@ -24,6 +24,7 @@ from benchmarks.scenarios import (
     rest,
     scaleout,
     soak,
+    units,
 )
 from benchmarks.targets import TARGET_NAMES, all_targets, ensure_node_modules
 
@@ -39,6 +40,7 @@ SCENARIOS: dict[str, ModuleType] = {
     "notify": notify,
     "scaleout": scaleout,
     "soak": soak,
+    "units": units,
 }
 OURS = "pitchey"
 

@@ -23,6 +23,7 @@ SCENARIO_ORDER = (
     "notify",
     "scaleout",
     "soak",
+    "units",
 )
 
 
@@ -262,6 +263,16 @@ def delivery_rows(doc: dict[str, Any]) -> list[str]:
     return rows
 
 
+def p99_trend(windows: list[dict[str, Any]]) -> float | None:
+    """Median p99 of the last third of the windows over that of the first third."""
+    p99s = [w["p99_ms"] for w in windows if w.get("p99_ms")]
+    third = len(p99s) // 3
+    if third == 0:
+        return None
+    first, last = sorted(p99s[:third]), sorted(p99s[-third:])
+    return float(last[third // 2] / first[third // 2])
+
+
 def soak_rows(doc: dict[str, Any]) -> list[str]:
     settings = doc["settings"]
     rows = [
@@ -279,8 +290,11 @@ def soak_rows(doc: dict[str, Any]) -> list[str]:
             continue
         r = e["result"]
         verdict = "**flat**" if r["flat"] else "**NOT flat**"
+        trend = p99_trend(r["windows"])
         rows += [
             f"{e['label']}: p99 last / first window **{_num(r['p99_growth'], 2)}** ({verdict}); "
+            f"median p99 of the last third of windows / of the first third "
+            f"**{_num(trend, 2)}** (one noisy window moves the first figure, not this one); "
             f"sent {r['sent']:,}, lost {r['lost']:,}, error frames {r['error_frames']:,}.",
             "",
             "| window from s | sent | frames | p50 / p99 / max ms | loop lag p99 / max ms "
@@ -386,6 +400,93 @@ def ratio_rows(doc: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _per(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def units_rows(doc: dict[str, Any]) -> list[str]:
+    s = doc["settings"]
+    rows = [
+        f"Our server only, chat's shape: {s['conversations']:,} two-person conversations, "
+        f"{s['rate_per_s']:,} msgs/s sent, each stored and delivered to both sides. Each stack "
+        f"is driven twice on one server ({s['durations_s'][0]:.0f} s and "
+        f"{s['durations_s'][1]:.0f} s); every figure is (long run - short run) / (messages "
+        "stored in long - in short), so connecting and set-up cancel out. CPU is user + system "
+        "of our server process, of redis-server and of every PostgreSQL process.",
+        "",
+        "| stack | messages | server CPU µs/msg | Redis CPU µs/msg | PostgreSQL CPU µs/msg "
+        "| Redis commands/msg (top) | Redis bytes in / out per msg "
+        "| PostgreSQL commits / rows inserted / updated per msg | PostgreSQL bytes/msg "
+        "| step p99 ms | other CPU share |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in (e for e in doc["entries"] if e.get("kind") == "stack"):
+        if e["status"] != "ok":
+            rows.append(f"| {e['label']} | {_status(e, '')} |")
+            continue
+        r = e["result"]
+        m = r["per_message"]
+        top = ", ".join(f"{k} {v:.2f}" for k, v in (m.get("redis_commands") or {}).items())
+        total = m.get("redis_commands_total")
+        redis_cmds = "–" if total is None else f"{total:.2f} ({top})"
+        pg = m.get("pg") or {}
+        pg_cell = (
+            "–"
+            if not pg
+            else f"{pg.get('xact_commit', 0):.2f} / {pg.get('tup_inserted', 0):.2f} / "
+            f"{pg.get('tup_updated', 0):.2f}"
+        )
+        long_step = r["steps"][-1] if r["steps"] else {}
+        rows.append(
+            f"| {e['label']} | {m.get('messages', 0):,.0f} | {_per(m.get('server_cpu_us'))} | "
+            f"{_per(m.get('redis_cpu_us'))} | {_per(m.get('pg_cpu_us'))} | {redis_cmds} | "
+            f"{_per(m.get('redis_in_bytes'), 0)} / {_per(m.get('redis_out_bytes'), 0)} | "
+            f"{pg_cell} | {_per(pg.get('database_bytes'), 0)} | "
+            f"{_num(long_step.get('p99_ms'), 1)} | {_other(long_step.get('other_cpu_share'))} |"
+        )
+    memory = [e for e in doc["entries"] if e.get("kind") == "memory" and e["status"] == "ok"]
+    if memory:
+        rows += [
+            "",
+            "| idle connections | rooms of | server RSS KB / connection | connect+join /s |",
+            "|---|---|---|---|",
+        ]
+        for e in memory:
+            r = e["result"]
+            rows.append(
+                f"| {e['subscribers']:,} | {e['room_size']:,} | "
+                f"{_num(r['rss_per_connection_kb'], 1)} | {_num(r['connect']['per_s'])} |"
+            )
+        room = per_room_kb(memory)
+        if room is not None:
+            rows += [
+                "",
+                f"Per room (from the two rows: KB/conn = c + r / room size): **{room:.1f} KB**.",
+            ]
+    return rows
+
+
+def per_room_kb(memory: list[dict[str, Any]]) -> float | None:
+    """Solve KB per connection = c + r / room_size for r from two room sizes."""
+    sizes = {e["room_size"]: e["result"]["rss_per_connection_kb"] for e in memory}
+    if len(sizes) < 2:
+        return None
+    (small, kb_small), (large, kb_large) = sorted(sizes.items())[:2]
+    return float(kb_small - kb_large) / (1 / small - 1 / large)
+
+
+def _units_bars(ax: Any, doc: dict[str, Any]) -> None:
+    entries = [e for e in _ok(doc) if e.get("kind") == "stack"]
+    _named_bars(
+        ax,
+        [e["label"].split(", ", 1)[-1] for e in entries],
+        [e["result"]["per_message"].get("server_cpu_us") or 0.0 for e in entries],
+        "tab:brown",
+    )
+    ax.set_ylabel("server CPU µs per message (lower is better)")
+    ax.set_title(f"Unit costs per message{_disturbance(doc)}", fontsize=10)
+
+
 ROWS = {
     "fanout": fanout_rows,
     "fanout10k": fanout10k_rows,
@@ -397,6 +498,7 @@ ROWS = {
     "notify": notify_rows,
     "scaleout": scaleout_rows,
     "soak": soak_rows,
+    "units": units_rows,
 }
 UNPINNED = {"delivery", "scaleout"}
 NO_PEERS = {
@@ -404,6 +506,7 @@ NO_PEERS = {
     "scaleout": "No ratios to peers: 2 processes are compared with 1 (above).",
     "notify": "No ratios: no peer sends notifications.",
     "soak": "No ratios: the soak compares our server's last window with its first (above).",
+    "units": "No ratios: unit costs of our server, for docs/capacity.md.",
 }
 
 
@@ -633,4 +736,5 @@ BARS = {
     "notify": _notify_bars,
     "scaleout": _scaleout_bars,
     "soak": _soak_lines,
+    "units": _units_bars,
 }

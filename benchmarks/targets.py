@@ -105,9 +105,11 @@ def create_conversations(port: int, secret: str, groups: list[list[str]]) -> lis
     return ids
 
 
-def prepare_chat(port: int, secret: str, conversations: int) -> Audience:
-    """Two-person conversations: tokens[2k] and tokens[2k + 1] are the sides of rooms[k]."""
-    pairs = [[f"chat-a{k}", f"chat-b{k}"] for k in range(conversations)]
+def prepare_chat(port: int, secret: str, conversations: int, prefix: str = "chat") -> Audience:
+    """Two-person conversations: tokens[2k] and tokens[2k + 1] are the sides of rooms[k].
+    Another `prefix` gives other users and conversations on the same server (the load
+    generator's clientMsgIds repeat from run to run, and a repeat is acknowledged, not sent)."""
+    pairs = [[f"{prefix}-a{k}", f"{prefix}-b{k}"] for k in range(conversations)]
     rooms: list[Room] = list(create_conversations(port, secret, pairs))
     return Audience(
         rooms=rooms,
