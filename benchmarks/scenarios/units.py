@@ -27,7 +27,6 @@ from typing import Any
 
 import httpx
 import msgspec
-import psutil
 
 from benchmarks.backends import (
     PG_ADMIN,
@@ -76,7 +75,10 @@ class Snapshot(msgspec.Struct):
     pg_counters: dict[str, int] = {}
 
 
-def _cpu_s(process: psutil.Process) -> float:
+def _cpu_s(process: Any) -> float:
+    # psutil is the bench extra: report.py and the tests import this module without it.
+    import psutil
+
     with process.oneshot():
         times = process.cpu_times()
         total = float(times.user + times.system)
@@ -96,6 +98,7 @@ def _stored(port: int) -> float:
 
 
 def _redis_snapshot(snap: Snapshot) -> None:
+    import psutil
     import redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=10)
@@ -132,6 +135,8 @@ def _pg_snapshot(snap: Snapshot, database: str) -> None:
 
 
 def _postgres_cpu_s() -> float:
+    import psutil
+
     total = 0.0
     for process in psutil.process_iter(["name"]):
         if process.info["name"] == "postgres":
@@ -142,6 +147,8 @@ def _postgres_cpu_s() -> float:
 
 
 def snapshot(running: Running, redis_on: bool, database: str | None) -> Snapshot:
+    import psutil
+
     if database is not None:
         time.sleep(PG_STATS_SETTLE_S)
     snap = Snapshot(stored=_stored(running.port), server_cpu_s=_cpu_s(psutil.Process(running.pid)))
