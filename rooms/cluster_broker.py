@@ -24,46 +24,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-import uuid
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from redis.asyncio import ConnectionPool
 from redis.asyncio.cluster import RedisCluster
 
 from base.failures import RepeatedFailure
 from rooms.broker import Handler, Resubscribed
+from rooms.channels import LocalChannels
+from rooms.pubsub import CONFIRM_TIMEOUT, Backoff, PubSubConnection
 
 log = logging.getLogger("pitchey.redis")
-
-_NODE_TAG = 16
-# As in rooms.redis_broker: a shard silent for three pings is treated as dead.
-_PING_EVERY = 5.0
-_BACKOFF_FIRST = 0.1
-_BACKOFF_CAP = 5.0
-_CONFIRM_TIMEOUT = 5.0
 
 
 class ClusterBroker:
     def __init__(self, url: str, prefix: str, redis: RedisCluster) -> None:
         self.redis = redis
         self.prefix = prefix
+        # Cuts our channel out of its name in Redis, "<prefix>{<channel>}".
+        self.channel_part = slice(len(prefix) + 1, -1)
         self._url = urlsplit(url)
-        self.node = uuid.uuid4().hex[:_NODE_TAG]
-        self._tag = self.node.encode()
-        self._handlers: dict[str, set[Handler]] = {}
+        self.local = LocalChannels("Redis Cluster")
+        self.node = self.local.node
         # Which shard (by "host:port") each subscribed channel is assigned to.
         self._owner: dict[str, str] = {}
         self._shards: dict[str, _Shard] = {}
         self._refresh_lock = asyncio.Lock()
         self._refreshed_at = 0.0
         self._mapped = False
-        self._last_publish_error = 0.0
-        self._on_resubscribed: Resubscribed | None = None
         self._map_task: asyncio.Task[None] | None = None
         # Every shard's reconnect attempt reads the map: an outage is one story in the log.
         self._map_failures = RepeatedFailure(log, "Redis Cluster slot map unavailable")
@@ -71,7 +61,7 @@ class ClusterBroker:
     # ---- lifecycle -------------------------------------------------------------
 
     async def start(self, on_resubscribed: Resubscribed | None = None) -> None:
-        self._on_resubscribed = on_resubscribed
+        self.local.start(on_resubscribed)
         # Serving starts even if the cluster is unreachable: local sessions work meanwhile.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.refresh(), 3.0)
@@ -80,10 +70,9 @@ class ClusterBroker:
             self._map_task = asyncio.create_task(self._map(), name="redis-cluster-map")
 
     async def _map(self) -> None:
-        delay = _BACKOFF_FIRST
+        backoff = Backoff()
         while not self._mapped:
-            await asyncio.sleep(random.uniform(delay / 2, delay))
-            delay = min(_BACKOFF_CAP, delay * 2)
+            await backoff.wait()
             await self.refresh()
 
     async def stop(self) -> None:
@@ -94,7 +83,7 @@ class ClusterBroker:
         for shard in list(self._shards.values()):
             await shard.stop()
         self._shards.clear()
-        self._handlers.clear()
+        self.local.clear()
         self._owner.clear()
         await self.redis.aclose()
 
@@ -115,17 +104,17 @@ class ClusterBroker:
         return f"{self.prefix}{{{channel}}}"
 
     async def publish(self, channel: str, payload: bytes) -> None:
-        self._deliver(channel, payload)
+        self.local.deliver(channel, payload)
         try:
             await self.redis.execute_command(
-                "SPUBLISH", self.channel_name(channel), self._tag + payload
+                "SPUBLISH", self.channel_name(channel), self.local.tagged(payload)
             )
         except Exception as exc:
-            self._publish_failed(exc)
+            self.local.publish_failed(exc)
 
     async def publish_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         for channel, payload in items:
-            self._deliver(channel, payload)
+            self.local.deliver(channel, payload)
         if not items:
             return
         try:
@@ -133,57 +122,24 @@ class ClusterBroker:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for channel, payload in items:
                     pipe.execute_command(
-                        "SPUBLISH", self.channel_name(channel), self._tag + payload
+                        "SPUBLISH", self.channel_name(channel), self.local.tagged(payload)
                     )
                 await pipe.execute()
         except Exception as exc:
-            self._publish_failed(exc)
+            self.local.publish_failed(exc)
             # One master down must not silence the others: publish the rest one by one (a
             # payload that went out twice is dropped by the rooms, which skip repeated seqs).
             for channel, payload in items:
                 with contextlib.suppress(Exception):
                     await self.redis.execute_command(
-                        "SPUBLISH", self.channel_name(channel), self._tag + payload
+                        "SPUBLISH", self.channel_name(channel), self.local.tagged(payload)
                     )
-
-    def _publish_failed(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._last_publish_error > 1.0:
-            self._last_publish_error = now
-            log.warning("publish to Redis Cluster failed (%s); delivered locally only", exc)
-
-    def _deliver(self, channel: str, payload: bytes) -> None:
-        handlers = self._handlers.get(channel)
-        if not handlers:
-            return
-        for handler in tuple(handlers):
-            try:
-                handler(payload)
-            except Exception:
-                log.exception("handler for %s failed", channel)
-
-    def dispatch(self, raw_channel: bytes, data: bytes) -> None:
-        if data[:_NODE_TAG] == self._tag:
-            return  # published here, and delivered locally at publish time
-        # "<prefix>{<channel>}"
-        channel = raw_channel[len(self.prefix) + 1 : -1].decode()
-        self._deliver(channel, data[_NODE_TAG:])
-
-    def resubscribed(self, channels: list[str]) -> None:
-        if self._on_resubscribed is not None and channels:
-            try:
-                self._on_resubscribed(channels)
-            except Exception:
-                log.exception("resubscribe hook failed")
 
     # ---- subscriptions ----------------------------------------------------------
 
     async def subscribe(self, channel: str, handler: Handler) -> None:
-        handlers = self._handlers.get(channel)
-        if handlers:
-            handlers.add(handler)
+        if not self.local.add(channel, handler):
             return
-        self._handlers[channel] = {handler}
         # Without a slot map (the cluster unreachable since start) this returns at once: the
         # refresh that gets one subscribes the channel and has its room resync.
         shard = self._assign(channel)
@@ -191,15 +147,10 @@ class ClusterBroker:
             await shard.add(channel)
 
     async def unsubscribe(self, channel: str, handler: Handler) -> None:
-        handlers = self._handlers.get(channel)
-        if handlers is None:
+        if not self.local.discard(channel, handler):
             return
-        handlers.discard(handler)
-        if handlers:
-            return
-        del self._handlers[channel]
         owner = self._owner.pop(channel, None)
-        if owner is not None and channel not in self._handlers:
+        if owner is not None and channel not in self.local:
             await self._shards[owner].remove(channel)
 
     def _assign(self, channel: str) -> _Shard | None:
@@ -247,7 +198,7 @@ class ClusterBroker:
                 self._mapped = True
                 log.info("Redis Cluster slot map read")
             moved: list[str] = []
-            for channel in list(self._handlers):
+            for channel in list(self.local):
                 before = self._owner.get(channel)
                 shard = self._assign(channel)
                 if shard is None or shard.name == before:
@@ -261,36 +212,23 @@ class ClusterBroker:
                 log.warning("Redis Cluster slots moved: %d channels follow them", len(moved))
 
 
-class _Shard:
+class _Shard(PubSubConnection):
     """One subscription connection to one master, and the channels assigned to it."""
 
     def __init__(self, broker: ClusterBroker, name: str, url: str) -> None:
+        self.channels: set[str] = set()
+        super().__init__(
+            url, self.channels, task=f"redis-shard-{name}", pinger=f"redis-shard-ping-{name}"
+        )
         self.broker = broker
         self.name = name
-        self._pool = ConnectionPool.from_url(
-            url, socket_connect_timeout=2, socket_timeout=3 * _PING_EVERY, socket_keepalive=True
-        )
-        self.channels: set[str] = set()
-        # Channels confirmed or being subscribed on the current connection.
-        self._subscribed: set[str] = set()
         # Channels we asked to leave: any other SUNSUBSCRIBE means the slot moved.
         self._leaving: set[str] = set()
         # Channels that moved here: announced to the rooms once confirmed.
         self._resync: set[str] = set()
-        self._confirm: dict[str, deque[asyncio.Future[None]]] = {}
         self._following: set[asyncio.Task[None]] = set()
-        self._conn: Any = None
-        self._lock = asyncio.Lock()
         self._wanted = asyncio.Event()
-        self._connected = asyncio.Event()
-        # Set once the first connection attempt ended, either way: a subscribe on a new shard
-        # waits for it, instead of returning unconfirmed and costing the room a resync.
-        self._tried = asyncio.Event()
-        self._task = asyncio.create_task(self._run(), name=f"redis-shard-{name}")
-
-    @property
-    def up(self) -> bool:
-        return self._connected.is_set()
+        self.start()
 
     @property
     def wanted(self) -> bool:
@@ -299,10 +237,7 @@ class _Shard:
     async def stop(self) -> None:
         for task in self._following:
             task.cancel()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        await self._pool.disconnect()
+        await super().stop()
 
     async def add(self, channel: str, *, resync: bool = False) -> None:
         """Returns once the master confirmed the SSUBSCRIBE (or at once while disconnected:
@@ -311,9 +246,11 @@ class _Shard:
         self._wanted.set()
         if resync:
             self._resync.add(channel)
+        # A subscribe on a new shard waits for its first connection attempt, instead of
+        # returning unconfirmed and costing the room a resync.
         if not self._tried.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._tried.wait(), _CONFIRM_TIMEOUT)
+                await asyncio.wait_for(self._tried.wait(), CONFIRM_TIMEOUT)
         waiter: asyncio.Future[None] | None = None
         async with self._lock:
             conn = self._conn
@@ -333,10 +270,7 @@ class _Shard:
                 except Exception as exc:
                     log.warning("subscribing %s failed: %s", channel, exc)
                     return  # the reader sees the broken connection and reconnects
-        if waiter is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(waiter), _CONFIRM_TIMEOUT)
+        await self._confirmation(waiter)
 
     async def remove(self, channel: str) -> None:
         self.channels.discard(channel)
@@ -351,125 +285,62 @@ class _Shard:
                     "SUNSUBSCRIBE", self.broker.channel_name(channel), check_health=False
                 )
 
-    def _expect(self, channel: str) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._confirm.setdefault(channel, deque()).append(future)
-        return future
-
-    def _confirmed(self, channel: str) -> None:
-        waiters = self._confirm.get(channel)
-        if waiters:
-            future = waiters.popleft()
-            if not waiters:
-                del self._confirm[channel]
-            if not future.done():
-                future.set_result(None)
-
     # ---- the reader ----------------------------------------------------------------
 
-    async def _run(self) -> None:
-        delay = _BACKOFF_FIRST
-        first = True
-        while True:
-            if not self.channels:
-                # Nothing to serve here (yet, or any more: the slots moved away).
-                self._wanted.clear()
-                await self._wanted.wait()
-            conn: Any = self._pool.make_connection()  # type: ignore[no-untyped-call]
-            try:
-                await conn.connect()
-                channels = await self._resubscribe(conn)
-                self._connected.set()
-                if not first:
-                    log.warning(
-                        "Redis shard %s reconnected; %d channels subscribed",
-                        self.name,
-                        len(channels),
-                    )
-                delay = _BACKOFF_FIRST
-                self._tried.set()
-                announce, first = not first, False
-                await self._read(conn, channels, announce)
-            except asyncio.CancelledError:
-                await self._drop(conn)
-                raise
-            except Exception as exc:
-                if self._connected.is_set():
-                    log.error(
-                        "Redis shard %s pub/sub lost (%s); serving local sessions", self.name, exc
-                    )
-                await self._drop(conn)
-            # A subscribe that waited for a first connection returns now (a resync follows).
-            self._tried.set()
-            first = False
-            await asyncio.sleep(random.uniform(delay / 2, delay))
-            delay = min(_BACKOFF_CAP, delay * 2)
-            # The master may have been replaced or restarted with other slots: follow the map.
-            await self.broker.refresh()
+    async def _idle(self) -> None:
+        if not self.channels:
+            # Nothing to serve here (yet, or any more: the slots moved away).
+            self._wanted.clear()
+            await self._wanted.wait()
 
-    async def _resubscribe(self, conn: Any) -> list[str]:
-        async with self._lock:
-            self._conn = conn
-            self._subscribed = set(self.channels)
-            self._leaving.clear()
-            channels = sorted(self._subscribed)
-            # One SSUBSCRIBE per channel: the channels of one command must share a slot.
-            commands = [("SSUBSCRIBE", self.broker.channel_name(c)) for c in channels]
-            for channel in channels:
-                self._expect(channel)
-            if commands:
-                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-        return channels
+    async def _retrying(self) -> None:
+        # The master may have been replaced or restarted with other slots: follow the map.
+        await self.broker.refresh()
 
-    async def _drop(self, conn: Any) -> None:
-        async with self._lock:
-            self._connected.clear()
-            if self._conn is conn:
-                self._conn = None
-            self._subscribed.clear()
-            for waiters in self._confirm.values():
-                for future in waiters:
-                    if not future.done():
-                        future.set_result(None)
-            self._confirm.clear()
-        with contextlib.suppress(Exception):
-            await conn.disconnect(nowait=True)
+    async def _subscribe_all(self, conn: Any, channels: list[str]) -> None:
+        self._leaving.clear()  # a new connection leaves nothing
+        # One SSUBSCRIBE per channel: the channels of one command must share a slot.
+        commands = [("SSUBSCRIBE", self.broker.channel_name(c)) for c in channels]
+        if commands:
+            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
 
-    async def _read(self, conn: Any, channels: list[str], announce: bool) -> None:
-        """`announce`: a reconnect, after which the rooms resync what they may have missed
-        (the first connection's subscribers wait for their confirmations instead)."""
-        pinger = asyncio.create_task(self._ping(conn), name=f"redis-shard-ping-{self.name}")
-        pending = set(channels)
-        prefix = len(self.broker.prefix) + 1
-        try:
-            if not pending and announce:
-                self._announce(channels)
-            while True:
-                # An error reply (MOVED, CLUSTERDOWN) raises here: reconnect after a refresh.
-                response = await conn.read_response(timeout=3 * _PING_EVERY, push_request=True)
-                kind = response[0]
-                if kind == b"smessage":
-                    self.broker.dispatch(response[1], response[2])
-                elif kind == b"ssubscribe":
-                    channel = response[1][prefix:-1].decode()
-                    self._confirmed(channel)
-                    if channel in self._resync:
-                        self._resync.discard(channel)
-                        self.broker.resubscribed([channel])
-                    if pending:
-                        pending.discard(channel)
-                        if not pending and announce:
-                            self._announce(channels)
-                elif kind == b"sunsubscribe":
-                    channel = response[1][prefix:-1].decode()
-                    if channel in self._leaving:
-                        self._leaving.discard(channel)
-                    elif channel in self.channels:
-                        # Its slot moved to another master (resharding, failover).
-                        self._subscribed.discard(channel)
-                        self._follow(channel)
-        finally:
-            pinger.cancel()
+    def _came_up(self, channels: list[str]) -> bool:
+        # After an earlier attempt, failed or broken, the rooms resync what they may have
+        # missed; the first connection's subscribers wait for their confirmations instead.
+        again = self._tried.is_set()
+        if again:
+            log.warning(
+                "Redis shard %s reconnected; %d channels subscribed", self.name, len(channels)
+            )
+        return again
+
+    def _lost(self, exc: Exception) -> None:
+        log.error("Redis shard %s pub/sub lost (%s); serving local sessions", self.name, exc)
+
+    def _frame(self, response: Any) -> str | None:
+        kind = response[0]
+        if kind == b"smessage":
+            self.broker.local.received(response[1], response[2], self.broker.channel_part)
+        elif kind == b"ssubscribe":
+            channel: str = response[1][self.broker.channel_part].decode()
+            self._confirmed(channel)
+            if channel in self._resync:
+                self._resync.discard(channel)
+                self.broker.local.resubscribed([channel])
+            return channel
+        elif kind == b"sunsubscribe":
+            channel = response[1][self.broker.channel_part].decode()
+            if channel in self._leaving:
+                self._leaving.discard(channel)
+            elif channel in self.channels:
+                # Its slot moved to another master (resharding, failover).
+                self._subscribed.discard(channel)
+                self._follow(channel)
+        return None
+
+    def _announce(self, channels: list[str]) -> None:
+        self._resync.difference_update(channels)
+        self.broker.local.resubscribed(channels)
 
     def _follow(self, channel: str) -> None:
         task = asyncio.get_running_loop().create_task(self._refollow(channel))
@@ -482,15 +353,3 @@ class _Shard:
         # master: subscribe here again (a MOVED answer then reconnects after a refresh).
         if channel in self.channels and channel not in self._subscribed:
             await self.add(channel, resync=True)
-
-    def _announce(self, channels: list[str]) -> None:
-        # Every channel is confirmed: what was published while we were away is in storage.
-        self._resync.difference_update(channels)
-        self.broker.resubscribed(channels)
-
-    async def _ping(self, conn: Any) -> None:
-        while True:
-            await asyncio.sleep(_PING_EVERY)
-            async with self._lock:
-                with contextlib.suppress(Exception):
-                    await conn.send_command("PING", check_health=False)
