@@ -15,7 +15,6 @@ the erasure is done.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -25,6 +24,7 @@ from typing import Any
 import msgspec
 
 from base.clock import iso
+from base.periodic import Periodic
 from delivery.notifications import Notifications
 from delivery.ports import UserSessions
 from storage.email import EmailStore
@@ -70,8 +70,12 @@ class Privacy:
         self.export_timeout = export_timeout
         self._clock = clock
         self._holder = f"erasure-{uuid.uuid4().hex[:12]}"
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._worker = Periodic(
+            self._drain,
+            _POLL_SECONDS,
+            "erasure-worker",
+            on_failure=lambda exc: log.warning("erasure worker: %s", exc),
+        )
 
     # ---- export ---------------------------------------------------------------------
 
@@ -124,28 +128,18 @@ class Privacy:
         wake the worker. Returns when it was requested (ms)."""
         requested_at = await self.store.request(user_id, requested_by, now_ms())
         await self._close_sessions(user_id)
-        self._wake.set()
+        self._worker.wake()
         return requested_at
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="erasure-worker")
+        self._worker.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._worker.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                while await self.run_one():
-                    pass
-            except Exception as exc:
-                log.warning("erasure worker: %s", exc)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _POLL_SECONDS)
+    async def _drain(self) -> None:
+        while await self.run_one():
+            pass
 
     async def run_one(self) -> bool:
         """Claim and carry out one request; False when none is due."""

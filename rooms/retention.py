@@ -12,11 +12,11 @@ PostgreSQL concurrent sweepers skip each other's locked rows), so no lease is ne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
+from base.periodic import Periodic
 from rooms.service import Messaging
 
 log = logging.getLogger("pitchey.retention")
@@ -38,31 +38,27 @@ class RetentionSweeper:
     ) -> None:
         self._messaging = messaging
         self._max_age_ms = int(days * 86_400_000)
-        self._interval = interval
         self._batch = batch
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(
+            self._round,
+            interval,
+            "retention-sweep",
+            # The next round retries; nothing is half done (each batch is one transaction).
+            on_failure=lambda exc: log.warning("retention sweep failed: %s", exc),
+        )
 
     def start(self) -> None:
         if self._max_age_ms > 0:
-            self._task = asyncio.create_task(self._run(), name="retention-sweep")
+            self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._periodic.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                swept = await self.sweep()
-                if swept:
-                    log.info("retention sweep erased %d messages", swept)
-            except Exception as exc:
-                # The next round retries; nothing is half done (each batch is one transaction).
-                log.warning("retention sweep failed: %s", exc)
-            await asyncio.sleep(self._interval)
+    async def _round(self) -> None:
+        swept = await self.sweep()
+        if swept:
+            log.info("retention sweep erased %d messages", swept)
 
     async def sweep(self) -> int:
         """Erase every message older than the retention; returns how many."""

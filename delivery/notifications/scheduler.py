@@ -17,7 +17,6 @@ with an expiry, so it works on SQLite, PostgreSQL, with or without Redis) runs:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import uuid
@@ -27,6 +26,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from base.periodic import Periodic
 from state.presence import PresenceTracker
 from storage.messages import MessageStore, now_ms
 from storage.notifications import JobRow, NotificationRow, NotificationStore, UnreadCandidate
@@ -100,30 +100,23 @@ class NotificationScheduler:
         # (user, period) -> the next window start: users whose waiting notifications all
         # belong to the open window are not looked at again until it closes.
         self._not_before: dict[tuple[str, str], int] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(
+            self.tick,
+            self.interval,
+            "notification-scheduler",
+            on_failure=lambda _: log.exception("notification scheduler tick failed"),
+            on_stop=self._release,
+        )
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="notification-scheduler")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        await self._periodic.stop()
+
+    async def _release(self) -> None:
         with contextlib.suppress(Exception):
             await self.store.release_lease(LEASE_NAME, self.holder)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("notification scheduler tick failed")
-            await asyncio.sleep(self.interval)
 
     async def tick(self) -> bool:
         """One round if this process holds the lease; True if it did."""

@@ -12,16 +12,16 @@ subscription cannot point the service at its own network.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable
 
 import httpx
 
+from base.backoff import backoff
+from base.periodic import Periodic
 from delivery.webhooks_out import targets
 from storage.db import DatabaseUnavailable
 from storage.push import DuePush, PushStore
@@ -73,54 +73,40 @@ class PushSender:
     ) -> None:
         self.store = store
         self.signer = signer
-        self.batch_timeout = batch_timeout
         self.retry_base = retry_base
         self.allow_private = allow_private
         self.clock = clock
         self.lease_ms = int((TIMEOUT * 2 + 30) * 1000)
         self.holder = f"push-{uuid.uuid4()}"
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(
+            self._round, batch_timeout, "push-sender", on_failure=self._round_failed
+        )
         self._client: httpx.AsyncClient | None = None
 
     def start(self) -> None:
         # No redirects (one would skip the address check), no proxies from the environment.
         self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, trust_env=False)
-        self._task = asyncio.create_task(self._run(), name="push-sender")
+        self._periodic.start()
 
     def wake(self) -> None:
-        self._wake.set()
+        self._periodic.wake()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
-    def backoff(self, attempt: int) -> float:
-        delay = min(RETRY_CAP, self.retry_base * 2.0 ** min(attempt - 1, 30))
-        # Upper half of the window: endpoints recovering do not get every retry at once.
-        return delay / 2 + random.uniform(0, delay / 2)
+    async def _round(self) -> None:
+        if await self.step() >= BATCH_SIZE:
+            # A full batch: more may be due, so the next round starts at once.
+            self._periodic.wake()
 
-    async def _run(self) -> None:
-        while True:
-            claimed = 0
-            try:
-                claimed = await self.step()
-            except asyncio.CancelledError:
-                raise
-            except DatabaseUnavailable as exc:
-                log.warning("push outbox unavailable: %s", exc)
-            except Exception:
-                log.exception("push sender failed; retrying")
-            if claimed < BATCH_SIZE:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.batch_timeout)
-                self._wake.clear()
+    def _round_failed(self, exc: Exception) -> None:
+        if isinstance(exc, DatabaseUnavailable):
+            log.warning("push outbox unavailable: %s", exc)
+        else:
+            log.exception("push sender failed; retrying")
 
     async def step(self) -> int:
         claimed = await self.store.claim(self.holder, self.clock(), BATCH_SIZE, self.lease_ms)
@@ -172,7 +158,7 @@ class PushSender:
             log.warning("push %s dropped after %d attempts: %s", push.id, attempts, error)
             await self.store.done(push.id)
             return
-        delay = self.backoff(attempts)
+        delay = backoff(attempts, self.retry_base, RETRY_CAP)
         if wait is not None:
             delay = max(delay, min(wait, RETRY_AFTER_CAP))
         await self.store.retry(push.id, attempts, self.clock() + int(delay * 1000), error)

@@ -15,12 +15,12 @@ The mark and the push are written in one transaction, so a message is pushed onc
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import uuid
 from collections.abc import Callable
 
+from base.periodic import Periodic
 from delivery import push_payload as payloads
 from delivery.notifications.preferences import PreferenceService, quiet_until
 from delivery.ports import ConversationPresence
@@ -62,36 +62,28 @@ class UnreadPushes:
         self.preferences = preferences
         self.presence = presence
         self.coalesce_ms = int(coalesce * 1000)
-        self.interval = interval
         self.on_queued = on_queued
         self.clock = clock
         self.horizon_ms = max(HORIZON_MS, 2 * self.coalesce_ms)
         self.lease_ms = int(max(10.0, interval * 4) * 1000)
         self.holder = f"push-unread-{uuid.uuid4()}"
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(
+            self.tick,
+            interval,
+            "push-unread",
+            on_failure=lambda _: log.exception("unread-message push scan failed"),
+            on_stop=self._release,
+        )
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="push-unread")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        await self._periodic.stop()
+
+    async def _release(self) -> None:
         with contextlib.suppress(Exception):
             await self.notifications.release_lease(LEASE_NAME, self.holder)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("unread-message push scan failed")
-            await asyncio.sleep(self.interval)
 
     async def tick(self) -> int:
         now = self.clock()

@@ -12,15 +12,15 @@ endpoint is not promised: a delivery that fails is overtaken by later ones.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import time
 from typing import Protocol
 
 import httpx
 
+from base.backoff import backoff
 from base.failures import RepeatedFailure
+from base.periodic import Periodic
 from delivery.webhooks_out import signing, targets
 from storage.db import DatabaseUnavailable
 from storage.webhooks import Due, WebhookStore
@@ -61,7 +61,6 @@ class WebhookSender:
         self.store = store
         self.alerts = alerts
         self.batch_size = batch_size
-        self.batch_timeout = batch_timeout
         self.retry_base = retry_base
         self.retry_cap = retry_cap
         self.disable_after_ms = int(disable_after * 1000)
@@ -69,7 +68,9 @@ class WebhookSender:
         self.allow_private = allow_private
         # A claim outlives the slowest attempt; a worker that dies frees its claims then.
         self.lease_ms = int((timeout * 2 + 30) * 1000)
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(
+            self._round, batch_timeout, "webhooks-out", on_failure=self._round_failed
+        )
         self._client: httpx.AsyncClient | None = None
         self._purged_at = 0.0
         # The outbox is polled every batch_timeout: an outage is one story, not a line a poll.
@@ -81,44 +82,29 @@ class WebhookSender:
         self._client = httpx.AsyncClient(
             timeout=self.timeout, follow_redirects=False, trust_env=False
         )
-        self._task = asyncio.create_task(self._run(), name="webhooks-out")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
-    def backoff(self, attempt: int) -> float:
-        """Seconds before retry number `attempt` + 1: doubling from the base up to the
-        cap, then a random point in its upper half, so failed endpoints coming back do
-        not get every retry at one moment."""
-        delay = min(self.retry_cap, self.retry_base * 2.0 ** min(attempt - 1, 40))
-        jitter: float = random.uniform(0, delay / 2)
-        return delay / 2 + jitter
+    async def _round(self) -> None:
+        claimed = await self.store.claim(_now_ms(), self.batch_size, self.lease_ms)
+        self._outbox_failures.succeeded()
+        if claimed:
+            await asyncio.gather(*(self._deliver(due) for due in claimed))
+        await self._purge()
+        if len(claimed) >= self.batch_size:
+            # A full batch: more may be due, so the next round starts at once.
+            self._periodic.wake()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                claimed = await self.store.claim(_now_ms(), self.batch_size, self.lease_ms)
-                self._outbox_failures.succeeded()
-                if claimed:
-                    await asyncio.gather(*(self._deliver(due) for due in claimed))
-                await self._purge()
-            except asyncio.CancelledError:
-                raise
-            except DatabaseUnavailable as exc:
-                self._outbox_failures.failed(exc)
-                claimed = []
-            except Exception:
-                log.exception("webhook sender failed; retrying")
-                claimed = []
-            if len(claimed) < self.batch_size:
-                await asyncio.sleep(self.batch_timeout)
+    def _round_failed(self, exc: Exception) -> None:
+        if isinstance(exc, DatabaseUnavailable):
+            self._outbox_failures.failed(exc)
+        else:
+            log.exception("webhook sender failed; retrying")
 
     async def _purge(self) -> None:
         if time.monotonic() - self._purged_at >= _PURGE_EVERY:
@@ -139,7 +125,7 @@ class WebhookSender:
             error = f"{type(exc).__name__}: {exc}"[:500]
         ok = error is None
         now = _now_ms()
-        retry_at = now + int(self.backoff(due.attempt) * 1000)
+        retry_at = now + int(backoff(due.attempt, self.retry_base, self.retry_cap) * 1000)
         duration = int((time.monotonic() - started) * 1000)
         disabled = await self.store.finish(
             due, now, ok, code, error, duration, retry_at, self.disable_after_ms
