@@ -203,7 +203,10 @@ class SoakResult(msgspec.Struct, frozen=True):
     error_frames: int
     error_sample: str | None
     p99_growth: float | None  # last window's p99 / first window's
-    flat: bool  # p99_growth <= FLAT_P99_GROWTH
+    flat: bool  # p99_trend <= FLAT_P99_GROWTH
+    # Median p99 of the last third of the windows / of the first third: what `flat` reads
+    # (one noisy window, the last one holding the drain, moves p99_growth by itself).
+    p99_trend: float | None = None
 
 
 class NotifySpec(msgspec.Struct, frozen=True):
@@ -240,3 +243,14 @@ class NotifyResult(msgspec.Struct, frozen=True):
     runtime: StepRuntime | None  # loop lag and GC pauses from the first POST to the last push
     errors: int
     error_sample: str | None
+
+
+def p99_trend(p99s: list[float | None]) -> float | None:
+    """Median p99 of the last third of the windows over that of the first third: a trend
+    that one window (a neighbour's burst on the host, the drain in the last) cannot make."""
+    values = [p for p in p99s if p]
+    third = len(values) // 3
+    if third == 0:
+        return None
+    first, last = sorted(values[:third]), sorted(values[-third:])
+    return round(last[third // 2] / first[third // 2], 2)
