@@ -12,9 +12,10 @@ against. Reports emails/s from the first request to the last 202, and p50/p99 pe
 
 The same requests are sent once per pool layout in `--clients`, each against a fresh
 stand-in: 1 is one AsyncClient holding every connection (what "a bare client" means); 16 is
-16 clients of 8 connections, round robin, our provider's layout, because httpcore scans its
-whole pool per request and a pool of 128 may be slower than several small ones. The ceiling
-is the fastest layout, so it is never handicapped by one; every layout's figures are kept.
+16 clients of 8 connections, round robin (our provider's layout before it sent over aiohttp),
+because httpcore scans its whole pool per request and a pool of 128 may be slower than
+several small ones. The ceiling is the fastest layout, so it is never handicapped by one;
+every layout's figures are kept.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ FULL_EMAILS = 10_000
 QUICK_EMAILS = 2_000
 PROVIDER_DELAY_MS = 50
 CONCURRENCY = 128  # the pipeline's EMAIL_SEND_CONCURRENCY in email_pipeline.py
-# The ceiling's pool layouts: one AsyncClient of 128 connections, and our provider's 16 of 8.
+# The ceiling's pool layouts: one AsyncClient of 128 connections, and 16 of 8 (small pools suit
+# httpcore, which scans its whole pool per request).
 LAYOUTS = "1,16"
 BOUND_S = 900.0  # the pipeline waits at most 300 s for the stand-in; this only stops a hang
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from delivery.providers.base import EmailProvider
 from delivery.providers.dev import DevProvider
-from delivery.providers.spread import RoundRobinProvider
 from schemas.settings import SENDGRID_API_URL
 
 # Provider modules are imported only when configured: aiobotocore is slow to import.
-# httpcore scans its whole pool per request; past about 8 connections the scan dominates.
-CONNECTIONS_PER_CLIENT = 8
 
 
 def build_providers(
@@ -29,34 +26,20 @@ def build_providers(
     if sendgrid_api_key:
         import httpx
 
+        from delivery.providers.aiohttp_transport import DEFAULT_CONNECTIONS, AiohttpTransport
         from delivery.providers.sendgrid import DEFAULT_TIMEOUT, SendGridProvider
 
         timeout = DEFAULT_TIMEOUT
         if sendgrid_timeout is not None:
             timeout = httpx.Timeout(sendgrid_timeout, connect=min(5.0, sendgrid_timeout))
-        if sendgrid_connections is None:
-            providers.append(
-                SendGridProvider(sendgrid_api_key, api_url=sendgrid_api_url, timeout=timeout)
+        # A kept-alive connection for every concurrent send: reconnecting costs more than
+        # the send. One pool holds them all; aiohttp does not scan it per request.
+        transport = AiohttpTransport(connections=sendgrid_connections or DEFAULT_CONNECTIONS)
+        providers.append(
+            SendGridProvider(
+                sendgrid_api_key, api_url=sendgrid_api_url, timeout=timeout, transport=transport
             )
-        else:
-            # Kept-alive connections for every concurrent send (httpx keeps 20 by default
-            # and reconnecting costs more than the send), spread over small pools.
-            shards = -(-sendgrid_connections // CONNECTIONS_PER_CLIENT)
-            per_client = -(-sendgrid_connections // shards)
-            limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
-            providers.append(
-                RoundRobinProvider(
-                    [
-                        SendGridProvider(
-                            sendgrid_api_key,
-                            api_url=sendgrid_api_url,
-                            timeout=timeout,
-                            transport=httpx.AsyncHTTPTransport(limits=limits),
-                        )
-                        for _ in range(shards)
-                    ]
-                )
-            )
+        )
     if aws_access_key_id and aws_secret_access_key:
         from delivery.providers.ses import SesProvider
 

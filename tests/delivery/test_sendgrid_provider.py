@@ -145,6 +145,19 @@ async def test_timeout_after_sending_is_ambiguous(
     assert error.kind is ErrorKind.AMBIGUOUS
 
 
+async def test_an_answer_slower_than_the_timeout_is_an_ambiguous_timeout_and_the_next_send_goes_out(
+    provider: SendGridProvider, sendgrid: SendGridStandin
+) -> None:
+    sendgrid.set_mode(Mode(delay_ms=1500, count=1))
+
+    error = await send_expecting_error(provider)
+    result = await provider.send(make_email())
+
+    assert error.kind is ErrorKind.AMBIGUOUS
+    assert isinstance(error.__cause__, httpx.ReadTimeout)
+    assert result.provider_message_id is not None
+
+
 async def test_refused_connection_is_retryable() -> None:
     provider = SendGridProvider(SENDGRID_KEY, api_url="http://127.0.0.1:9")
     try:
@@ -153,3 +166,4 @@ async def test_refused_connection_is_retryable() -> None:
         await provider.aclose()
 
     assert error.kind is ErrorKind.RETRY
+    assert isinstance(error.__cause__, httpx.ConnectError)
