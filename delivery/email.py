@@ -25,7 +25,7 @@ import binascii
 import hashlib
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,7 @@ from schemas.email import (
     StatusEvent,
 )
 from storage.attachments import AttachmentRow
+from storage.db import IntegrityError
 from storage.email import (
     LANE_BULK,
     LANE_MAIN,
@@ -93,6 +94,24 @@ class Reply:
     status: int
     body: bytes
     replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InternalEmail:
+    """A templated email another part of the service (notifications) asks for.
+
+    The same ``dedupe_key`` gives the first email's id and enqueues nothing; ``locale``
+    picks localized template parts; ``unsubscribe`` (None for critical mail) is what the
+    email's one-click unsubscribe link turns off.
+    """
+
+    to: str
+    template: str
+    data: dict[str, Any]
+    category: str | None = None
+    dedupe_key: str | None = None
+    locale: str | None = None
+    unsubscribe: Target | None = None
 
 
 @dataclass(slots=True)
@@ -225,33 +244,80 @@ class EmailService:
         locale: str | None = None,
         unsubscribe: Target | None = None,
     ) -> str:
-        """For other parts of the service (notifications): enqueue a templated email.
+        """One `InternalEmail`: its id; raises ``base.errors.Invalid`` for a bad address or
+        template."""
+        request = InternalEmail(to, template, data, category, dedupe_key, locale, unsubscribe)
+        [result] = await self.submit_internal_many([request])
+        if isinstance(result, Invalid):
+            raise result
+        return result
 
-        Returns the email id. The same ``dedupe_key`` returns the first email's id and
-        enqueues nothing. Raises ``base.errors.Invalid`` for a bad address or template.
-        ``locale`` picks localized template parts; ``unsubscribe`` (None for critical
-        mail) is what the email's one-click unsubscribe link turns off.
+    async def submit_internal_many(self, requests: Sequence[InternalEmail]) -> list[str | Invalid]:
+        """For other parts of the service (notifications): enqueue templated emails, every
+        new one in one transaction (one commit for a whole notification batch).
+
+        Returns, in order, each email's id or the ``Invalid`` that refused it: a bad address
+        or template refuses that email only. A ``dedupe_key`` already stored, or repeated
+        in `requests`, gives the first email's result and enqueues nothing.
         """
-        idempotency = f"internal|{dedupe_key}" if dedupe_key else None
-        if idempotency is not None:
-            found = await self.store.find_by_idempotency(idempotency)
-            if found is not None:
-                return found
-        request = SendEmail(to=to, template=template, data=data)
-        prepared = self._prepare(request, locale=locale, unsubscribe=unsubscribe, internal=True)
-        prepared.category = category
-        [new] = await self._new_emails([prepared], None)
-        new.idempotency = idempotency
-        try:
-            await self.store.enqueue([new])
-        except Exception:
-            if idempotency is not None:
-                found = await self.store.find_by_idempotency(idempotency)
-                if found is not None:
-                    return found
-            raise
-        self._notify(1)
-        return new.id
+        keys = [f"internal|{r.dedupe_key}" if r.dedupe_key else None for r in requests]
+        known = await self.store.find_by_idempotency(k for k in keys if k is not None)
+        results: list[str | Invalid | None] = [None] * len(requests)
+        first: dict[str, int] = {}
+        prepared: list[tuple[int, _Prepared]] = []
+        for index, (request, key) in enumerate(zip(requests, keys, strict=True)):
+            if key is not None:
+                if key in known:
+                    results[index] = known[key]
+                    continue
+                if key in first:
+                    continue
+                first[key] = index
+            try:
+                one = self._prepare(
+                    SendEmail(to=request.to, template=request.template, data=request.data),
+                    locale=request.locale,
+                    unsubscribe=request.unsubscribe,
+                    internal=True,
+                )
+            except Invalid as exc:
+                results[index] = exc
+                continue
+            one.category = request.category
+            prepared.append((index, one))
+        news = await self._new_emails([p for _, p in prepared], None)
+        for (index, _), new in zip(prepared, news, strict=True):
+            new.idempotency = keys[index]
+            results[index] = new.id
+        stored, taken = await self._enqueue_internal(news)
+        self._notify(stored)
+        for key, email_id in taken.items():
+            results[first[key]] = email_id
+        done: list[str | Invalid] = []
+        for index, key in enumerate(keys):
+            # A key repeated in this batch gets its first request's result.
+            result = results[first[key]] if key is not None and key in first else results[index]
+            assert result is not None
+            done.append(result)
+        return done
+
+    async def _enqueue_internal(self, news: list[NewEmail]) -> tuple[int, dict[str, str]]:
+        """Store `news` in one transaction. A dedupe key that a concurrent submit stored
+        between our look-up and our insert keeps that submit's email and drops ours.
+        Returns (emails stored, {key: id} of the keys found stored that way)."""
+        taken: dict[str, str] = {}
+        while news:
+            try:
+                await self.store.enqueue(news)
+                return len(news), taken
+            except IntegrityError:
+                keys = [n.idempotency for n in news if n.idempotency is not None]
+                found = await self.store.find_by_idempotency(keys)
+                if not found:
+                    raise
+                taken.update(found)
+                news = [n for n in news if n.idempotency not in found]
+        return 0, taken
 
     async def status(self, caller: Caller, email_id: str) -> EmailStatus:
         """An admin sees every email; a service caller only the emails it submitted (another's

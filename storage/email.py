@@ -272,9 +272,16 @@ class EmailStore:
             "DELETE FROM email_idempotency WHERE created_at < ?", older_than_ms
         )
 
-    async def find_by_idempotency(self, idempotency: str) -> str | None:
-        row = await self.db.fetchrow("SELECT id FROM emails WHERE idempotency = ?", idempotency)
-        return row[0] if row else None
+    async def find_by_idempotency(self, keys: Iterable[str]) -> dict[str, str]:
+        """The email id stored under each of `keys` that has one."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(keys))):
+            rows = await self.db.fetch(
+                f"SELECT idempotency, id FROM emails WHERE idempotency IN ({_marks(len(chunk))})",
+                *chunk,
+            )
+            found.update((row[0], row[1]) for row in rows)
+        return found
 
     # ---- claiming --------------------------------------------------------------
 

@@ -5,6 +5,7 @@ NOTIFICATION_BATCH_TIMEOUT, whichever comes first (the seed's 10 or 30 s). Jobs 
 leased, so a crashed worker's batch is taken up by another after the lease; each job's
 failure is caught on its own and retried with backoff, so one bad address cannot stall
 or duplicate the others (the email's dedupe key makes a retried submit harmless).
+A batch's emails are stored in one transaction and its jobs finished in another.
 """
 
 from __future__ import annotations
@@ -14,13 +15,21 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from base.clock import iso
 from base.errors import Invalid
+from delivery.email import InternalEmail
 from delivery.unsubscribe import Target
 from storage.messages import now_ms
-from storage.notifications import FOLD_CATEGORY, JobRow, NotificationRow, NotificationStore
+from storage.notifications import (
+    FOLD_CATEGORY,
+    FinishedJob,
+    JobRow,
+    NotificationRow,
+    NotificationStore,
+)
 from storage.users import UserStore
 
 from .legacy import camel_case_data
@@ -59,17 +68,9 @@ def digest_items(rows: Sequence[NotificationRow]) -> list[dict[str, Any]]:
 
 
 class EmailQueue(Protocol):
-    async def submit_internal(
-        self,
-        *,
-        to: str,
-        template: str,
-        data: dict[str, Any],
-        category: str | None = None,
-        dedupe_key: str | None = None,
-        locale: str | None = None,
-        unsubscribe: Target | None = None,
-    ) -> str: ...
+    async def submit_internal_many(self, requests: Sequence[InternalEmail]) -> list[str | Invalid]:
+        """Store every new email in one go; each request's email id or why it was refused."""
+        ...
 
     def flush(self) -> None: ...
 
@@ -138,47 +139,63 @@ class NotificationWorker:
         return min(self.batch_timeout_ms, max(10, flush_at - now)) / 1000
 
     async def run_batch(self) -> int:
+        """Claim due jobs and hand their emails to the queue: one transaction for every new
+        email of the batch, one for every job's outcome (a commit each on SQLite, where a
+        pair per job bound the pipeline). A job's failure is still that job's alone."""
         now = self.clock()
         jobs = await self.store.claim(self.holder, now, LEASE_MS, max(self.batch_size, CLAIM_MAX))
         if not jobs:
             return 0
         profiles = await self.users.get_many([j.user_id for j in jobs])
-        results = await asyncio.gather(
-            *(self._deliver(job, profiles.get(job.user_id)) for job in jobs),
+        plans = await asyncio.gather(
+            *(self._plan(job, profiles.get(job.user_id)) for job in jobs),
             return_exceptions=True,
         )
+        finished: list[FinishedJob] = []
+        failed: list[tuple[JobRow, BaseException]] = []
+        sending: list[tuple[JobRow, _Send]] = []
+        for job, plan in zip(jobs, plans, strict=True):
+            if isinstance(plan, FinishedJob):
+                finished.append(plan)
+            elif isinstance(plan, BaseException):
+                failed.append((job, plan))
+            else:
+                sending.append((job, plan))
+        if sending:
+            try:
+                results = await self.email.submit_internal_many([s.email for _, s in sending])
+            except Exception as exc:
+                # Nothing of the batch was stored: every job is retried, and the dedupe
+                # keys make that harmless if it was after all.
+                failed.extend((job, exc) for job, _ in sending)
+            else:
+                for (job, send), result in zip(sending, results, strict=True):
+                    finished.append(_outcome(job, send.notification_ids, result))
         self.email.flush()
-        for job, result in zip(jobs, results, strict=True):
-            if isinstance(result, Invalid):
-                # A refused address or template: retrying cannot help.
-                ids = [job.notification_id] if job.notification_id else []
-                await self.store.finish_job(
-                    job.id, "failed", result.message, ids, "failed", self.clock()
-                )
-            elif isinstance(result, BaseException):
-                await self._retry(job, result)
+        for job, error in failed:
+            if (last := await self._retry(job, error)) is not None:
+                finished.append(last)
+        # A crash before this commit leaves the jobs leased: they are claimed again after
+        # LEASE_MS and their dedupe keys give back the emails stored above.
+        await self.store.finish_jobs(finished, self.clock())
         return len(jobs)
 
-    async def _deliver(self, job: JobRow, profile: Any) -> None:
-        now = self.clock()
+    async def _plan(self, job: JobRow, profile: Any) -> FinishedJob | _Send:
+        """The job's email, or how the job ends without one."""
         ids = [job.notification_id] if job.notification_id else []
         data = camel_case_data(job.template, dict(job.data))
         if job.category == FOLD_CATEGORY:
             folded = await self.store.take_folded(job.user_id, job.id)
             if not folded:
-                await self.store.finish_job(job.id, "skipped", "nothing folded", [], "", now)
-                return
+                return FinishedJob(job.id, "skipped", "nothing folded", [], "")
             ids = [n.id for n in folded]
             data["items"] = digest_items(folded[:MAX_LISTED])
         email = profile.email if profile is not None else None
         if not email:
             # Recorded, not retried: the address may be set later, this email is not waited for.
-            await self.store.finish_job(
-                job.id, "skipped", "no email address", ids, "skipped_no_address", now
-            )
-            return
+            return FinishedJob(job.id, "skipped", "no email address", ids, "skipped_no_address")
         data["name"] = (profile.name if profile is not None else None) or "there"
-        email_id = await self.email.submit_internal(
+        request = InternalEmail(
             to=email,
             template=job.template,
             data=data,
@@ -192,16 +209,30 @@ class NotificationWorker:
                 else None
             ),
         )
-        await self.store.finish_job(job.id, "sent", email_id, ids, "sent", self.clock())
+        return _Send(request, ids)
 
-    async def _retry(self, job: JobRow, error: BaseException) -> None:
+    async def _retry(self, job: JobRow, error: BaseException) -> FinishedJob | None:
+        """Schedule the job again with backoff; after MAX_ATTEMPTS, its failed outcome."""
         attempts = job.attempts + 1
         now = self.clock()
-        ids = [job.notification_id] if job.notification_id else []
         if attempts >= MAX_ATTEMPTS:
             log.error("notification job %s failed for good: %r", job.id, error)
-            await self.store.finish_job(job.id, "failed", repr(error)[:500], ids, "failed", now)
-            return
+            ids = [job.notification_id] if job.notification_id else []
+            return FinishedJob(job.id, "failed", repr(error)[:500], ids, "failed")
         delay = min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** (attempts - 1))
         log.warning("notification job %s attempt %d failed: %r", job.id, attempts, error)
         await self.store.retry_job(job.id, attempts, now + delay, repr(error), now)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    email: InternalEmail
+    notification_ids: list[str]
+
+
+def _outcome(job: JobRow, notification_ids: list[str], result: str | Invalid) -> FinishedJob:
+    if isinstance(result, Invalid):
+        # A refused address or template: retrying cannot help.
+        return FinishedJob(job.id, "failed", result.message, notification_ids, "failed")
+    return FinishedJob(job.id, "sent", result, notification_ids, "sent")
