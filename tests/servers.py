@@ -195,6 +195,28 @@ async def conversation(server: ServerProcess, *users: str, title: str | None = N
         return conversation_id
 
 
+async def send_rest(server: ServerProcess, user: str, conv: str, content: str) -> dict[str, Any]:
+    """A message sent over REST (201 expected); the stored message."""
+    async with server.client(user) as http:
+        response = await http.post(
+            "/api/messages/send", json={"conversationId": conv, "content": content}
+        )
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+async def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll the async `check` until it returns something true; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
+
+
 class RawWebSocket:
     """A WebSocket client on a bare blocking socket that reads only when told to.
 

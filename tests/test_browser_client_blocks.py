@@ -7,9 +7,8 @@ import json
 from collections.abc import Callable
 
 from tests.chromium import Browser, Page
-from tests.security.test_blocks_in_groups import say
 from tests.security.test_lifecycle_blocks import block
-from tests.servers import ServerProcess, conversation, uid
+from tests.servers import ServerProcess, conversation, send_rest, uid
 from tests.test_browser_client import open_demo, texts
 
 # Counts the client's resubscribes: a gap it took for a loss would show as one.
@@ -39,9 +38,9 @@ async def test_live_skipped_frames_advance_the_seq_without_showing_or_resubscrib
 ) -> None:
     server = make_server()
     page, _, bob, carol, conv = await _group(server, browser)
-    await say(server, bob, conv, "from bob")
-    await say(server, bob, conv, "bob again")
-    await say(server, carol, conv, "from carol")
+    await send_rest(server, bob, conv, "from bob")
+    await send_rest(server, bob, conv, "bob again")
+    await send_rest(server, carol, conv, "from carol")
     await page.wait_for(f"{last_seq(conv)} === 3")
     assert await page.evaluate(texts()) == [f"{carol}: from carol"]
     assert await page.evaluate("window.subscribes") == 0
@@ -58,14 +57,14 @@ async def test_a_gap_paged_over_rest_with_blocked_messages_in_it_is_recovered_on
         "window.pitchey.client.closedByUser = true; window.pitchey.client.socket.close()"
     )
     await page.wait_for("window.pitchey.client.socket === null")
-    await say(server, bob, conv, "while away, bob")
-    await say(server, carol, conv, "while away, carol")
-    await say(server, bob, conv, "bob last")
+    await send_rest(server, bob, conv, "while away, bob")
+    await send_rest(server, carol, conv, "while away, carol")
+    await send_rest(server, bob, conv, "bob last")
     await page.evaluate(
         "window.pitchey.client.closedByUser = false; window.pitchey.client._connect()"
     )
     await page.wait_for(f"{last_seq(conv)} === 3")
-    await say(server, carol, conv, "live again")
+    await send_rest(server, carol, conv, "live again")
     await page.wait_for(f"{texts()}.length === 2")
     assert await page.evaluate(texts()) == [f"{carol}: while away, carol", f"{carol}: live again"]
     # The one subscribe is the reconnect's own: no loop over holes in the history.

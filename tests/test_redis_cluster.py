@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +17,26 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from server.settings import SettingsError, load_settings
-from tests.conftest import TEST_ENV
-from tests.servers import ServerProcess, WsClient, conversation, uid, ws_client
-from tests.services import (
-    ThrowawayCluster,
-    create_pg_database,
-    drop_pg_database,
-    redis_prefix,
+from tests.conftest import (
+    PRESENCE_TTL,
+    Nodes,
+    a_killed_node_goes_offline,
+    a_removed_member_is_unsubscribed_on_another_node,
+    a_write_refreshes_the_cached_list_on_another_node,
+    chat_across,
+    node_group,
+    room_across,
 )
-from tests.test_scaleout import send_rest, wait_until
-
-# Small, so that presence and the live-node view follow changes within a test's patience.
-PRESENCE_TTL = 2.0
-
-Nodes = Callable[..., list[ServerProcess]]
+from tests.servers import (
+    ServerProcess,
+    WsClient,
+    conversation,
+    send_rest,
+    uid,
+    wait_until,
+    ws_client,
+)
+from tests.services import ThrowawayCluster, redis_prefix
 
 
 @pytest.fixture(scope="module")
@@ -45,48 +49,27 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Throwawa
         cluster.destroy()
 
 
-@contextlib.contextmanager
-def nodes_on(cluster: ThrowawayCluster, workdir: Path) -> Iterator[Nodes]:
-    """Start service processes on this cluster with one database; stops them and drops it."""
-    database = create_pg_database()
-    prefix = redis_prefix()
-    secret = uuid.uuid4().hex
-    started: list[ServerProcess] = []
-
-    def start(count: int, **env: str) -> list[ServerProcess]:
-        procs = [
-            ServerProcess(
-                workdir / f"node{len(started) + i}",
-                {
-                    **TEST_ENV,
-                    "DATABASE_URL": database,
-                    "REDIS_URL": cluster.url,
-                    "REDIS_PREFIX": prefix,
-                    "PRESENCE_TTL": str(PRESENCE_TTL),
-                    **env,
-                },
-                secret=secret,
-            )
-            for i in range(count)
-        ]
-        started.extend(procs)
-        with ThreadPoolExecutor(len(procs)) as pool:
-            list(pool.map(lambda p: p.start(), procs))
-        return procs
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.stop()
-        drop_pg_database(database)
-
-
 @pytest.fixture
 def nodes(redis_cluster: ThrowawayCluster, tmp_path: Path) -> Iterator[Nodes]:
     """`nodes(n, **env)`: n service processes on the module's cluster, one database."""
-    with nodes_on(redis_cluster, tmp_path) as start:
+    with node_group(tmp_path, redis_cluster.url, redis_prefix()) as start:
         yield start
+
+
+@contextlib.contextmanager
+def own_cluster(
+    workdir: Path, replicas: int = 0, created: bool = True
+) -> Iterator[tuple[ThrowawayCluster, Nodes]]:
+    """A cluster the test may break, and the starter of processes on it; `created=False`
+    leaves creating the cluster to the test, after its processes are up."""
+    cluster = ThrowawayCluster(workdir / "cluster", replicas=replicas)
+    try:
+        if created:
+            cluster.create()
+        with node_group(workdir, cluster.url, redis_prefix()) as start:
+            yield cluster, start
+    finally:
+        cluster.destroy()
 
 
 def shard_channels(cluster: ThrowawayCluster) -> list[list[str]]:
@@ -148,26 +131,7 @@ async def test_two_processes_chat_with_presence_and_typing_through_the_cluster(
     nodes: Nodes,
 ) -> None:
     a, b = nodes(2)
-    alice, bob = uid(), uid()
-    conv = await conversation(a, alice, bob)
-    async with ws_client(a, alice) as on_a:
-        assert (await on_a.subscribe(conv))["online"] == [alice]
-        async with ws_client(b, bob) as on_b:
-            joined = await on_b.subscribe(conv)
-            assert sorted(joined["online"]) == sorted([alice, bob])
-            presence = await on_a.expect("presence", where=lambda f: bob in f.get("joined", []))
-            assert presence["onlineCount"] == 2
-
-            await on_a.send({"type": "send", "conversationId": conv, "content": "hi from A"})
-            ack = await on_a.expect("ack")
-            got = (await on_b.messages(1))[0]
-            assert (got["content"], got["seq"], got["id"]) == ("hi from A", 1, ack["messageId"])
-
-            await on_b.send({"type": "typing", "conversationId": conv, "isTyping": True})
-            typing = await on_a.expect("typing", where=lambda f: f["userId"] == bob)
-            assert typing["isTyping"] is True
-        offline = await on_a.expect("presence", where=lambda f: bob in f.get("left", []))
-        assert offline["onlineCount"] == 1
+    await chat_across(a, b)
 
 
 async def test_conversation_channels_spread_over_the_masters(
@@ -190,33 +154,12 @@ async def test_a_member_removed_on_one_process_is_unsubscribed_on_the_other(
     nodes: Nodes,
 ) -> None:
     a, b = nodes(2)
-    alice, bob, carol = uid(), uid(), uid()
-    conv = await conversation(a, alice, bob, carol, title="deal")
-    async with ws_client(b, carol) as c:
-        await c.subscribe(conv)
-        await send_rest(a, alice, conv, "hello all")
-        assert (await c.messages(1))[0]["content"] == "hello all"
-        async with a.client(alice) as http:
-            response = await http.delete(f"/api/messages/conversations/{conv}/participants/{carol}")
-            assert response.status_code == 204
-        unsubscribed = await c.expect("unsubscribed", timeout=2.0)
-        assert unsubscribed["reason"] == "removed"
-        # Node b forgot carol's membership too (the node-wide channel reached it).
-        await c.send({"type": "send", "conversationId": conv, "content": "let me in"})
-        assert (await c.expect("error"))["code"] == "not_found"
+    await a_removed_member_is_unsubscribed_on_another_node(a, b, within=2.0)
 
 
 async def test_rate_limit_and_list_cache_are_shared_by_both_processes(nodes: Nodes) -> None:
     a, b = nodes(2, MESSAGE_RATE_LIMIT_PER_MINUTE="4")
-    alice, bob = uid(), uid()
-    conv = await conversation(a, alice, bob)
-    async with b.client(bob) as http:
-        before = (await http.get("/api/messages/conversations")).json()["items"]
-        assert [(c["id"], c["lastMessage"]) for c in before] == [(conv, None)]
-        await send_rest(a, alice, conv, "fresh")
-        # The version bump (one key per member, on several masters) reached b's cache.
-        after = (await http.get("/api/messages/conversations")).json()["items"]
-        assert after[0]["lastMessage"]["content"] == "fresh"
+    alice, conv = await a_write_refreshes_the_cached_list_on_another_node(a, b)
     statuses = []
     for server in (b, a, b, a, b):
         async with server.client(alice) as http:
@@ -231,22 +174,7 @@ async def test_presence_of_a_killed_process_expires_within_the_ttl_and_a_sweep(
     nodes: Nodes,
 ) -> None:
     a, b = nodes(2)
-    alice, bob = uid(), uid()
-    conv = await conversation(a, alice, bob)
-    async with ws_client(a, alice) as on_a:
-        await on_a.subscribe(conv)
-        async with ws_client(b, bob, close_timeout=0.1) as on_b:
-            await on_b.subscribe(conv)
-            await on_a.expect("presence", where=lambda f: bob in f.get("joined", []))
-            killed_at = time.monotonic()
-            b.kill()
-            gone = await on_a.expect(
-                "presence", timeout=3 * PRESENCE_TTL, where=lambda f: bob in f.get("left", [])
-            )
-            elapsed = time.monotonic() - killed_at
-    assert gone["onlineCount"] == 1
-    # A script cannot see other slots' heartbeat keys: the sweep (every TTL/3) decides.
-    assert elapsed < PRESENCE_TTL + PRESENCE_TTL / 3 + 1.0, elapsed
+    await a_killed_node_goes_offline(a, b)
 
 
 async def _accepted(server: ServerProcess, user: str) -> bool:
@@ -327,99 +255,80 @@ async def test_a_conversation_follows_its_slot_to_another_master(
 async def test_processes_started_before_the_cluster_join_it_when_it_comes_up(
     tmp_path: Path,
 ) -> None:
-    cluster = ThrowawayCluster(tmp_path / "cluster")
-    try:
-        with nodes_on(cluster, tmp_path) as start:
-            a, b = start(2)
-            alice, bob = uid(), uid()
-            conv = await conversation(a, alice, bob)
-            async with ws_client(a, alice) as on_a, ws_client(b, bob) as on_b:
-                # No cluster yet: each process serves its own sessions.
-                await on_a.subscribe(conv)
-                await on_b.subscribe(conv)
-                await send_rest(a, alice, conv, "alone")
-                assert (await on_a.messages(1))[0]["content"] == "alone"
-                cluster.create()
+    with own_cluster(tmp_path, created=False) as (cluster, start):
+        a, b = start(2)
+        alice, bob = uid(), uid()
+        conv = await conversation(a, alice, bob)
+        async with ws_client(a, alice) as on_a, ws_client(b, bob) as on_b:
+            # No cluster yet: each process serves its own sessions.
+            await on_a.subscribe(conv)
+            await on_b.subscribe(conv)
+            await send_rest(a, alice, conv, "alone")
+            assert (await on_a.messages(1))[0]["content"] == "alone"
+            cluster.create()
 
-                async def delivered_across() -> bool:
-                    await send_rest(a, alice, conv, "together")
-                    return await arrives(on_b, "together")
+            async def delivered_across() -> bool:
+                await send_rest(a, alice, conv, "together")
+                return await arrives(on_b, "together")
 
-                assert await wait_until(delivered_across, 15, "delivery once the cluster is up")
-                # The message stored before the cluster existed reached bob too (resync).
-                contents = [f["message"]["content"] for f in on_b.seen if f["type"] == "message"]
-                assert contents[0] == "alone"
-    finally:
-        cluster.destroy()
+            assert await wait_until(delivered_across, 15, "delivery once the cluster is up")
+            # The message stored before the cluster existed reached bob too (resync).
+            contents = [f["message"]["content"] for f in on_b.seen if f["type"] == "message"]
+            assert contents[0] == "alone"
 
 
 async def test_a_master_restart_mid_conversation_loses_and_repeats_nothing(
     tmp_path: Path,
 ) -> None:
-    cluster = ThrowawayCluster(tmp_path / "cluster")
-    cluster.create()
-    try:
-        with nodes_on(cluster, tmp_path) as start:
-            await _restart_scenario(cluster, start)
-    finally:
-        cluster.destroy()
+    with own_cluster(tmp_path) as (cluster, start):
+        await _restart_scenario(cluster, start)
 
 
 async def test_restarting_the_registry_master_takes_no_live_process_for_dead(
     tmp_path: Path,
 ) -> None:
-    cluster = ThrowawayCluster(tmp_path / "cluster")
-    cluster.create()
-    try:
-        with nodes_on(cluster, tmp_path) as start:
-            a, b = start(2)
-            alice, bob = uid(), uid()
-            prefix = a.env["REDIS_PREFIX"]
-            registry = cluster.owner_of(f"{prefix}{{nodes}}")
-            # A conversation served by another master: this test is about the registry alone
-            # (a room whose own master restarts is the restart test's).
-            conv = await conversation(a, alice, bob, title="0")
-            for attempt in range(1, 20):
-                if cluster.owner_of(f"{prefix}{{c:{conv}}}") != registry:
-                    break
-                conv = await conversation(a, alice, bob, title=str(attempt))
-            async with ws_client(a, alice) as on_a, ws_client(b, bob) as on_b:
-                await on_a.subscribe(conv)
-                await on_b.subscribe(conv)
-                await on_a.expect("presence", where=lambda f: bob in f.get("joined", []))
-                cluster.kill(registry)
-                cluster.start(registry)
-                cluster.wait_ok()
-                # Heartbeats and the node set came back empty together: no sweep finds b's
-                # heartbeat missing while b is listed, so bob never "leaves".
-                with pytest.raises(TimeoutError):
-                    await on_a.expect(
-                        "presence",
-                        timeout=PRESENCE_TTL + PRESENCE_TTL / 3 + 1.0,
-                        where=lambda f: bob in f.get("left", []),
-                    )
+    with own_cluster(tmp_path) as (cluster, start):
+        a, b = start(2)
+        alice, bob = uid(), uid()
+        prefix = a.env["REDIS_PREFIX"]
+        registry = cluster.owner_of(f"{prefix}{{nodes}}")
+        # A conversation served by another master: this test is about the registry alone
+        # (a room whose own master restarts is the restart test's).
+        conv = await conversation(a, alice, bob, title="0")
+        for attempt in range(1, 20):
+            if cluster.owner_of(f"{prefix}{{c:{conv}}}") != registry:
+                break
+            conv = await conversation(a, alice, bob, title=str(attempt))
+        async with ws_client(a, alice) as on_a, ws_client(b, bob) as on_b:
+            await on_a.subscribe(conv)
+            await on_b.subscribe(conv)
+            await on_a.expect("presence", where=lambda f: bob in f.get("joined", []))
+            cluster.kill(registry)
+            cluster.start(registry)
+            cluster.wait_ok()
+            # Heartbeats and the node set came back empty together: no sweep finds b's
+            # heartbeat missing while b is listed, so bob never "leaves".
+            with pytest.raises(TimeoutError):
+                await on_a.expect(
+                    "presence",
+                    timeout=PRESENCE_TTL + PRESENCE_TTL / 3 + 1.0,
+                    where=lambda f: bob in f.get("left", []),
+                )
 
-                async def both_online() -> bool:
-                    async with a.client(alice) as http:
-                        url = f"/api/messages/conversations/{conv}/presence"
-                        body = (await http.get(url)).json()
-                    return sorted(body["online"]) == sorted([alice, bob])
+            async def both_online() -> bool:
+                async with a.client(alice) as http:
+                    url = f"/api/messages/conversations/{conv}/presence"
+                    body = (await http.get(url)).json()
+                return sorted(body["online"]) == sorted([alice, bob])
 
-                assert await wait_until(both_online, 5, "presence registered again")
-    finally:
-        cluster.destroy()
+            assert await wait_until(both_online, 5, "presence registered again")
 
 
 async def test_a_master_failover_to_its_replica_loses_and_repeats_nothing(
     tmp_path: Path,
 ) -> None:
-    cluster = ThrowawayCluster(tmp_path / "cluster", replicas=1)
-    cluster.create()
-    try:
-        with nodes_on(cluster, tmp_path) as start:
-            await _failover_scenario(cluster, start)
-    finally:
-        cluster.destroy()
+    with own_cluster(tmp_path, replicas=1) as (cluster, start):
+        await _failover_scenario(cluster, start)
 
 
 async def _failover_scenario(cluster: ThrowawayCluster, start: Nodes) -> None:
@@ -459,54 +368,32 @@ async def _failover_scenario(cluster: ThrowawayCluster, start: Nodes) -> None:
 
 async def _restart_scenario(cluster: ThrowawayCluster, start: Nodes) -> None:
     a, b = start(2)
-    alice, bob, carol = uid(), uid(), uid()
-    conv = await conversation(a, alice, bob, carol)
-    prefix = a.env["REDIS_PREFIX"]
-    owner = cluster.owner_of(f"{prefix}{{c:{conv}}}")
-    async with (
-        ws_client(a, alice) as on_a,
-        ws_client(b, bob) as on_b,
-        ws_client(b, carol) as also_b,
-    ):
-        clients = [on_a, on_b, also_b]
-        for client in clients:
-            await client.subscribe(conv)
-        sent = 0
-
-        async def send_round(label: str) -> None:
-            nonlocal sent
-            for server, user in ((a, alice), (b, bob), (a, alice), (b, carol)):
-                await send_rest(server, user, conv, f"{label} {sent}")
-                sent += 1
-
-        await send_round("before")
+    async with room_across(a, b) as room:
+        owner = cluster.owner_of(f"{a.env['REDIS_PREFIX']}{{c:{room.conv}}}")
+        await room.send_round("before")
         cluster.kill(owner)
         # The conversation's master is down: both processes keep storing and serving.
-        await send_round("during")
-        await send_round("during")
+        await room.send_round("during")
+        await room.send_round("during")
         assert await wait_until(lambda: redis_check(b, "error"), 5, "/readyz reporting redis")
         cluster.start(owner)
         restarted_at = time.monotonic()
         cluster.wait_ok()
-        await send_round("after")
-
-        for client in clients:
-            received = await client.messages(sent, timeout=20)
-            assert [m["seq"] for m in received] == list(range(1, sent + 1))
-            with pytest.raises(TimeoutError):
-                await client.expect("message", timeout=0.3)
+        await room.send_round("after")
+        await room.everyone_got_every_message_once()
 
         async def delivered_live() -> bool:
-            await send_rest(a, alice, conv, "live again")
-            return await arrives(on_b, "live again")
+            await send_rest(a, room.alice, room.conv, "live again")
+            return await arrives(room.on_b, "live again")
 
         assert await wait_until(delivered_live, 15, "cross-process delivery")
 
         # The master came back empty; the presence it held is written again.
         async def everyone_online() -> Any:
-            async with a.client(alice) as http:
-                body = (await http.get(f"/api/messages/conversations/{conv}/presence")).json()
-            return sorted(body["online"]) == sorted([alice, bob, carol])
+            async with a.client(room.alice) as http:
+                url = f"/api/messages/conversations/{room.conv}/presence"
+                body = (await http.get(url)).json()
+            return sorted(body["online"]) == sorted([room.alice, room.bob, room.carol])
 
         assert await wait_until(everyone_online, 10, "presence restored")
         assert await wait_until(lambda: redis_check(b, "ok"), 5, "/readyz ready again")

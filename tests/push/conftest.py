@@ -10,6 +10,7 @@ import asyncio
 import base64
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.conftest import TEST_ENV
-from tests.servers import ServerProcess, uid
+from tests.servers import ServerProcess, conversation, uid
 from tests.services import create_pg_database, drop_pg_database
 from tests.standins.push_service import Browser, Push, PushServiceStandin
 
@@ -117,6 +118,16 @@ async def pushes_to(
     return await eventually(probe, timeout, f"{count} push(es)")
 
 
+async def settled_pushes(
+    pushsvc: PushServiceStandin, browser: Browser, count: int = 1, settle: float = 0.3
+) -> list[Push]:
+    """Every push to the browser once `count` have come and `settle` seconds more have passed:
+    time for one that should not come to show."""
+    await pushes_to(pushsvc, browser, count)
+    await asyncio.sleep(settle)
+    return pushsvc.received(browser)
+
+
 async def subscribed(
     server: ServerProcess, pushsvc: PushServiceStandin, user_id: str | None = None
 ) -> tuple[str, Browser]:
@@ -130,6 +141,28 @@ async def subscribed(
         response = await http.post("/api/push/subscriptions", json=browser.subscription())
         assert response.status_code == 201, response.text
     return user_id, browser
+
+
+@dataclass(frozen=True)
+class Pair:
+    """alice writes to bob: both named in the directory and subscribed to push."""
+
+    alice: str
+    bob: str
+    browser: Browser  # bob's, the one watched
+
+
+@pytest.fixture
+async def pair(server: ServerProcess, pushsvc: PushServiceStandin) -> Pair:
+    bob, browser = await subscribed(server, pushsvc)
+    alice, _ = await subscribed(server, pushsvc)
+    return Pair(alice, bob, browser)
+
+
+@pytest.fixture
+async def direct(server: ServerProcess, pair: Pair) -> str:
+    """The pair's direct conversation."""
+    return await conversation(server, pair.alice, pair.bob)
 
 
 async def notify(server: ServerProcess, user_id: str, **body: Any) -> str:

@@ -13,12 +13,14 @@ from typing import Any
 from tests.push.conftest import (
     COALESCE,
     VAPID_PUBLIC,
+    Pair,
     notify,
     pushes_to,
     set_preferences,
+    settled_pushes,
     subscribed,
 )
-from tests.servers import ServerProcess, conversation, uid, ws_client
+from tests.servers import ServerProcess, conversation, send_rest, uid, ws_client
 from tests.standins.push_service import PushServiceStandin
 
 
@@ -147,9 +149,8 @@ async def test_switching_a_type_push_off_stops_its_pushes(
     await notify(server, user_id, type="nda_request", title="silenced")
     await notify(server, user_id, type="nda_approved", title="allowed")
 
-    await pushes_to(pushsvc, browser)
-    await asyncio.sleep(0.3)
-    assert [p.payload["title"] for p in pushsvc.received(browser)] == ["allowed"]
+    pushes = await settled_pushes(pushsvc, browser)
+    assert [p.payload["title"] for p in pushes] == ["allowed"]
 
 
 async def test_preferences_show_the_push_defaults(server: ServerProcess) -> None:
@@ -167,9 +168,8 @@ async def test_non_critical_push_only_types_default_off(
     await notify(server, user_id, type="system", title="not pushed")
     await notify(server, user_id, type="investment_confirmed", title="pushed")
 
-    await pushes_to(pushsvc, browser)
-    await asyncio.sleep(0.3)
-    assert [p.payload["title"] for p in pushsvc.received(browser)] == ["pushed"]
+    pushes = await settled_pushes(pushsvc, browser)
+    assert [p.payload["title"] for p in pushes] == ["pushed"]
 
 
 def _quiet_now() -> dict[str, str]:
@@ -194,10 +194,8 @@ async def test_quiet_hours_hold_non_critical_pushes_but_not_critical_ones(
     await notify(server, user_id, type="system", title="urgent", priority="critical")
     await notify(server, user_id, type="nda_request", title="critical type")
 
-    await pushes_to(pushsvc, browser, 2)
-    await asyncio.sleep(0.3)
-    titles = sorted(p.payload["title"] for p in pushsvc.received(browser))
-    assert titles == ["critical type", "urgent"]
+    pushes = await settled_pushes(pushsvc, browser, 2)
+    assert sorted(p.payload["title"] for p in pushes) == ["critical type", "urgent"]
 
 
 async def test_channels_without_push_send_no_push(
@@ -208,122 +206,92 @@ async def test_channels_without_push_send_no_push(
     await notify(server, user_id, type="nda_request", title="in-app only", channels=["in-app"])
     await notify(server, user_id, type="nda_request", title="push only", channels=["push"])
 
-    await pushes_to(pushsvc, browser)
-    await asyncio.sleep(0.3)
-    assert [p.payload["title"] for p in pushsvc.received(browser)] == ["push only"]
+    pushes = await settled_pushes(pushsvc, browser)
+    assert [p.payload["title"] for p in pushes] == ["push only"]
 
 
 # ---- unread messages ----------------------------------------------------------------
 
 
-async def _send(server: ServerProcess, sender: str, conversation_id: str, text: str) -> None:
-    async with server.client(sender) as http:
-        response = await http.post(
-            "/api/messages/send", json={"conversationId": conversation_id, "content": text}
-        )
-        assert response.status_code == 201, response.text
-
-
 async def test_an_offline_user_gets_a_push_titled_with_the_sender_and_no_stranger_text(
-    server: ServerProcess, pushsvc: PushServiceStandin
+    server: ServerProcess, pushsvc: PushServiceStandin, pair: Pair, direct: str
 ) -> None:
-    bob, browser = await subscribed(server, pushsvc)
-    alice, _ = await subscribed(server, pushsvc)
-    conversation_id = await conversation(server, alice, bob)
+    await send_rest(server, pair.alice, direct, "click this totally safe link")
 
-    await _send(server, alice, conversation_id, "click this totally safe link")
-
-    (push,) = await pushes_to(pushsvc, browser)
-    assert push.payload["title"] == alice.title()
+    (push,) = await pushes_to(pushsvc, pair.browser)
+    assert push.payload["title"] == pair.alice.title()
     assert push.payload["body"] == "New message"
-    assert push.payload["path"] == f"/messages/{conversation_id}"
+    assert push.payload["path"] == f"/messages/{direct}"
     assert push.payload["type"] == "unread_messages"
 
 
 async def test_the_text_is_quoted_once_the_recipient_has_written_in_the_conversation(
-    server: ServerProcess, pushsvc: PushServiceStandin
+    server: ServerProcess, pushsvc: PushServiceStandin, pair: Pair, direct: str
 ) -> None:
-    bob, browser = await subscribed(server, pushsvc)
-    alice, _ = await subscribed(server, pushsvc)
-    conversation_id = await conversation(server, alice, bob)
-    await _send(server, bob, conversation_id, "hi Alice")
+    await send_rest(server, pair.bob, direct, "hi Alice")
 
-    await _send(server, alice, conversation_id, "see you at the screening")
+    await send_rest(server, pair.alice, direct, "see you at the screening")
 
-    (push,) = await pushes_to(pushsvc, browser)
+    (push,) = await pushes_to(pushsvc, pair.browser)
     assert push.payload["body"] == "see you at the screening"
 
 
 async def test_no_push_while_the_user_has_a_live_session_in_the_conversation(
-    server: ServerProcess, pushsvc: PushServiceStandin
+    server: ServerProcess, pushsvc: PushServiceStandin, pair: Pair
 ) -> None:
-    bob, browser = await subscribed(server, pushsvc)
-    alice, _ = await subscribed(server, pushsvc)
-    watched = await conversation(server, alice, bob, title="watched")
-    elsewhere = await conversation(server, alice, bob, title="elsewhere")
+    watched = await conversation(server, pair.alice, pair.bob, title="watched")
+    elsewhere = await conversation(server, pair.alice, pair.bob, title="elsewhere")
 
-    async with ws_client(server, bob) as ws:
+    async with ws_client(server, pair.bob) as ws:
         await ws.subscribe(watched)
-        await _send(server, alice, watched, "seen live")
+        await send_rest(server, pair.alice, watched, "seen live")
         await ws.expect("message")
-        await _send(server, alice, elsewhere, "not seen")
-        await pushes_to(pushsvc, browser)
-        await asyncio.sleep(0.3)
-    assert [p.payload["conversationId"] for p in pushsvc.received(browser)] == [elsewhere]
+        await send_rest(server, pair.alice, elsewhere, "not seen")
+        await settled_pushes(pushsvc, pair.browser)
+    assert [p.payload["conversationId"] for p in pushsvc.received(pair.browser)] == [elsewhere]
 
 
 async def test_unread_pushes_are_coalesced_per_conversation(
-    server: ServerProcess, pushsvc: PushServiceStandin
+    server: ServerProcess, pushsvc: PushServiceStandin, pair: Pair, direct: str
 ) -> None:
-    bob, browser = await subscribed(server, pushsvc)
-    alice, _ = await subscribed(server, pushsvc)
-    conversation_id = await conversation(server, alice, bob)
-
-    await _send(server, alice, conversation_id, "one")
-    (first,) = await pushes_to(pushsvc, browser)
-    await _send(server, alice, conversation_id, "two")
-    await _send(server, alice, conversation_id, "three")
+    await send_rest(server, pair.alice, direct, "one")
+    (first,) = await pushes_to(pushsvc, pair.browser)
+    await send_rest(server, pair.alice, direct, "two")
+    await send_rest(server, pair.alice, direct, "three")
     await asyncio.sleep(COALESCE / 2)
-    assert len(pushsvc.received(browser)) == 1
+    assert len(pushsvc.received(pair.browser)) == 1
 
-    _, second = await pushes_to(pushsvc, browser, 2, timeout=COALESCE + 5)
+    _, second = await pushes_to(pushsvc, pair.browser, 2, timeout=COALESCE + 5)
     assert second.at - first.at >= COALESCE * 0.9
     await asyncio.sleep(0.3)
-    assert len(pushsvc.received(browser)) == 2
+    assert len(pushsvc.received(pair.browser)) == 2
 
 
 async def test_a_read_conversation_is_not_pushed_about(
-    server: ServerProcess, pushsvc: PushServiceStandin
+    server: ServerProcess, pushsvc: PushServiceStandin, pair: Pair, direct: str
 ) -> None:
-    bob, browser = await subscribed(server, pushsvc)
-    alice, _ = await subscribed(server, pushsvc)
-    conversation_id = await conversation(server, alice, bob)
-    await _send(server, alice, conversation_id, "one")
-    await pushes_to(pushsvc, browser)
+    await send_rest(server, pair.alice, direct, "one")
+    await pushes_to(pushsvc, pair.browser)
 
-    await _send(server, alice, conversation_id, "two")
-    async with server.client(bob) as http:
-        page = (await http.get(f"/api/messages/{conversation_id}")).json()
+    await send_rest(server, pair.alice, direct, "two")
+    async with server.client(pair.bob) as http:
+        page = (await http.get(f"/api/messages/{direct}")).json()
         newest = page["items"][-1]["id"]
         assert (await http.post(f"/api/messages/{newest}/read")).status_code == 200
     await asyncio.sleep(COALESCE + 0.5)
-    assert len(pushsvc.received(browser)) == 1
+    assert len(pushsvc.received(pair.browser)) == 1
 
 
 async def test_unread_pushes_follow_the_preference(
-    server: ServerProcess, pushsvc: PushServiceStandin
+    server: ServerProcess, pushsvc: PushServiceStandin, pair: Pair, direct: str
 ) -> None:
-    bob, browser = await subscribed(server, pushsvc)
-    alice, _ = await subscribed(server, pushsvc)
-    await set_preferences(server, bob, {"types": {"unread_messages": {"push": False}}})
-    conversation_id = await conversation(server, alice, bob)
+    await set_preferences(server, pair.bob, {"types": {"unread_messages": {"push": False}}})
 
-    await _send(server, alice, conversation_id, "muted")
-    await notify(server, bob, type="nda_request", title="still pushed")
+    await send_rest(server, pair.alice, direct, "muted")
+    await notify(server, pair.bob, type="nda_request", title="still pushed")
 
-    await pushes_to(pushsvc, browser)
-    await asyncio.sleep(0.5)
-    assert [p.payload["title"] for p in pushsvc.received(browser)] == ["still pushed"]
+    pushes = await settled_pushes(pushsvc, pair.browser, settle=0.5)
+    assert [p.payload["title"] for p in pushes] == ["still pushed"]
 
 
 async def test_past_the_rate_limit_only_critical_notifications_are_pushed(
@@ -337,6 +305,5 @@ async def test_past_the_rate_limit_only_critical_notifications_are_pushed(
     await notify(server, user_id, title="over the limit")
     await notify(server, user_id, type="nda_request", title="critical")
 
-    await pushes_to(pushsvc, browser, 2)
-    await asyncio.sleep(0.3)
-    assert sorted(p.payload["title"] for p in pushsvc.received(browser)) == ["critical", "first"]
+    pushes = await settled_pushes(pushsvc, browser, 2)
+    assert sorted(p.payload["title"] for p in pushes) == ["critical", "first"]

@@ -8,20 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 from tests.security.test_lifecycle_blocks import block
-from tests.servers import ServerProcess, WsClient, conversation, uid, ws_client
-
-
-async def say(server: ServerProcess, sender: str, conv: str, text: str) -> dict[str, Any]:
-    async with server.client(sender) as http:
-        response = await http.post(
-            "/api/messages/send", json={"conversationId": conv, "content": text}
-        )
-    assert response.status_code == 201, response.text
-    message: dict[str, Any] = response.json()
-    return message
+from tests.servers import ServerProcess, WsClient, conversation, send_rest, uid, ws_client
 
 
 async def timeline(ws: WsClient, count: int) -> list[tuple[str, int, str]]:
@@ -37,40 +26,71 @@ async def timeline(ws: WsClient, count: int) -> list[tuple[str, int, str]]:
     return found
 
 
-async def group(server: ServerProcess) -> tuple[str, str, str, str]:
-    """alice, bob and carol in a titled conversation; alice blocks bob."""
+async def group(
+    server: ServerProcess, blocked_on: ServerProcess | None = None
+) -> tuple[str, str, str, str]:
+    """alice, bob and carol in a titled conversation on `server`; alice blocks bob (through
+    `blocked_on`, another node of the same service, if given)."""
     alice, bob, carol = uid("alice"), uid("bob"), uid("carol")
     conv = await conversation(server, alice, bob, carol, title="Night Train")
-    await block(server, alice, bob)
+    await block(blocked_on or server, alice, bob)
     return alice, bob, carol, conv
+
+
+async def a_blocked_users_message_reaches_the_blocker_as_skipped(
+    blocker_on: ServerProcess, others_on: ServerProcess
+) -> None:
+    """alice (blocker, on `blocker_on`) gets bob's message as a `skipped` frame; carol (on
+    `others_on`, where bob writes) gets it as it was."""
+    alice, bob, carol, conv = await group(blocker_on, blocked_on=others_on)
+    async with ws_client(blocker_on, alice) as a, ws_client(others_on, carol) as c:
+        await a.subscribe(conv)
+        await c.subscribe(conv)
+        await send_rest(others_on, bob, conv, "from bob")
+        await send_rest(others_on, carol, conv, "from carol")
+        assert await timeline(a, 2) == [("skipped", 1, ""), ("message", 2, "from carol")]
+        assert await timeline(c, 2) == [("message", 1, "from bob"), ("message", 2, "from carol")]
+    assert not [f for f in a.seen if "from bob" in str(f)]
+
+
+async def a_block_mid_session(session_on: ServerProcess, acted_on: ServerProcess) -> None:
+    """alice, subscribed on `session_on`, blocks and unblocks bob through `acted_on`: her open
+    session filters bob from the block on and lets him through again from the unblock."""
+    alice, bob, carol = uid("alice"), uid("bob"), uid("carol")
+    conv = await conversation(session_on, alice, bob, carol, title="Pitch room")
+    async with ws_client(session_on, alice) as a:
+        await a.subscribe(conv)
+        await send_rest(acted_on, bob, conv, "before")
+        assert await timeline(a, 1) == [("message", 1, "before")]
+        # Made through another node, the notice still reaches the session before the message.
+        await block(acted_on, alice, bob)
+        await send_rest(acted_on, bob, conv, "after the block")
+        await send_rest(session_on, carol, conv, "carol")
+        assert await timeline(a, 2) == [("skipped", 2, ""), ("message", 3, "carol")]
+        async with acted_on.client(alice) as http:
+            assert (await http.delete(f"/api/users/me/blocks/{bob}")).status_code == 204
+        await send_rest(acted_on, bob, conv, "after the unblock")
+        assert await timeline(a, 1) == [("message", 4, "after the unblock")]
 
 
 async def test_the_blocker_gets_a_skipped_frame_in_place_of_a_blocked_users_message(
     server: ServerProcess,
 ) -> None:
-    alice, bob, carol, conv = await group(server)
-    async with ws_client(server, alice) as a, ws_client(server, carol) as c:
-        await a.subscribe(conv)
-        await c.subscribe(conv)
-        await say(server, bob, conv, "from bob")
-        await say(server, carol, conv, "from carol")
-        assert await timeline(a, 2) == [("skipped", 1, ""), ("message", 2, "from carol")]
-        assert await timeline(c, 2) == [("message", 1, "from bob"), ("message", 2, "from carol")]
-    assert not [f for f in a.seen if "from bob" in str(f)]
+    await a_blocked_users_message_reaches_the_blocker_as_skipped(server, server)
 
 
 async def test_edits_and_deletions_of_a_blocked_users_messages_are_skipped_too(
     server: ServerProcess,
 ) -> None:
     alice, bob, carol, conv = await group(server)
-    mine = await say(server, bob, conv, "draft")
+    mine = await send_rest(server, bob, conv, "draft")
     async with ws_client(server, alice) as a:
         await a.subscribe(conv)
         async with server.client(bob) as http:
             edited = await http.patch(f"/api/messages/{mine['id']}", json={"content": "final"})
             assert edited.status_code == 200, edited.text
             assert (await http.delete(f"/api/messages/{mine['id']}")).status_code == 204
-        await say(server, carol, conv, "after")
+        await send_rest(server, carol, conv, "after")
         assert await timeline(a, 3) == [
             ("skipped", 2, ""),
             ("skipped", 3, ""),
@@ -87,7 +107,7 @@ async def test_the_blocked_users_typing_is_not_relayed_to_the_blocker(
         await a.subscribe(conv)
         await b.subscribe(conv)
         await b.send({"type": "typing", "conversationId": conv, "isTyping": True})
-        await say(server, carol, conv, "after")
+        await send_rest(server, carol, conv, "after")
         await timeline(a, 1)
     assert not [f for f in a.seen if f["type"] == "typing"]
 
@@ -96,9 +116,9 @@ async def test_a_replay_skips_the_blocked_users_messages_without_a_gap(
     server: ServerProcess,
 ) -> None:
     alice, bob, carol, conv = await group(server)
-    await say(server, carol, conv, "one")
-    await say(server, bob, conv, "two")
-    await say(server, carol, conv, "three")
+    await send_rest(server, carol, conv, "one")
+    await send_rest(server, bob, conv, "two")
+    await send_rest(server, carol, conv, "three")
     async with ws_client(server, alice) as a:
         subscribed = await a.subscribe(conv, since=0)
         assert (subscribed["recovered"], subscribed["replayed"], subscribed["seq"]) == (True, 3, 3)
@@ -114,7 +134,7 @@ async def test_history_leaves_out_the_blocked_users_messages_until_unblocked(
 ) -> None:
     alice, bob, carol, conv = await group(server)
     for sender, text in ((carol, "one"), (bob, "two"), (carol, "three")):
-        await say(server, sender, conv, text)
+        await send_rest(server, sender, conv, text)
     async with server.client(alice) as http:
         page = (await http.get(f"/api/messages/{conv}")).json()
         assert [(m["seq"], m["content"]) for m in page["items"]] == [(1, "one"), (3, "three")]
@@ -134,9 +154,9 @@ async def test_the_conversation_list_shows_neither_a_last_message_nor_unread_fro
     server: ServerProcess,
 ) -> None:
     alice, bob, carol, conv = await group(server)
-    await say(server, carol, conv, "from carol")
-    await say(server, bob, conv, "from bob")
-    await say(server, bob, conv, "bob again")
+    await send_rest(server, carol, conv, "from carol")
+    await send_rest(server, bob, conv, "from bob")
+    await send_rest(server, bob, conv, "bob again")
     async with server.client(alice) as http:
         [item] = (await http.get("/api/messages/conversations")).json()["items"]
     assert item["lastMessage"]["content"] == "from carol"
@@ -149,20 +169,7 @@ async def test_the_conversation_list_shows_neither_a_last_message_nor_unread_fro
 async def test_a_block_made_while_subscribed_applies_to_the_open_session_at_once(
     server: ServerProcess,
 ) -> None:
-    alice, bob, carol = uid("alice"), uid("bob"), uid("carol")
-    conv = await conversation(server, alice, bob, carol, title="Pitch room")
-    async with ws_client(server, alice) as a:
-        await a.subscribe(conv)
-        await say(server, bob, conv, "before")
-        assert await timeline(a, 1) == [("message", 1, "before")]
-        await block(server, alice, bob)
-        await say(server, bob, conv, "after the block")
-        await say(server, carol, conv, "carol")
-        assert await timeline(a, 2) == [("skipped", 2, ""), ("message", 3, "carol")]
-        async with server.client(alice) as http:
-            assert (await http.delete(f"/api/users/me/blocks/{bob}")).status_code == 204
-        await say(server, bob, conv, "after the unblock")
-        assert await timeline(a, 1) == [("message", 4, "after the unblock")]
+    await a_block_mid_session(server, server)
 
 
 async def test_a_user_cannot_block_more_than_the_limit_even_all_at_once(

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from tests.servers import ServerProcess, conversation, uid, ws_client
-
-
-async def sent_by(server: ServerProcess, user: str, conv: str, content: str) -> dict[str, Any]:
-    async with server.client(user) as http:
-        response = await http.post(
-            "/api/messages/send", json={"conversationId": conv, "content": content}
-        )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+from tests.servers import ServerProcess, conversation, send_rest, uid, ws_client
 
 
 async def test_another_member_cannot_edit_or_delete_a_message(server: ServerProcess) -> None:
     alice, bob = uid(), uid()
     conv = await conversation(server, alice, bob)
-    message = await sent_by(server, alice, conv, "mine")
+    message = await send_rest(server, alice, conv, "mine")
     async with server.client(bob) as http:
         edit = await http.patch(f"/api/messages/{message['id']}", json={"content": "yours"})
         delete = await http.delete(f"/api/messages/{message['id']}")
@@ -32,7 +20,7 @@ async def test_another_member_cannot_edit_or_delete_a_message(server: ServerProc
 async def test_an_outsider_cannot_tell_a_message_exists(server: ServerProcess) -> None:
     alice, bob = uid(), uid()
     conv = await conversation(server, alice, bob)
-    message = await sent_by(server, alice, conv, "private")
+    message = await send_rest(server, alice, conv, "private")
     async with server.client(uid()) as http:
         edit = await http.patch(f"/api/messages/{message['id']}", json={"content": "x"})
         delete = await http.delete(f"/api/messages/{message['id']}")

@@ -12,10 +12,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.servers import ServerProcess, WsClient, conversation, uid, ws_client
-from tests.test_scaleout import PRESENCE_TTL, Cluster, cluster, wait_until
-
-__all__ = ["cluster"]  # the fixture, used by the tests across nodes below
+from tests.conftest import PRESENCE_TTL, Nodes
+from tests.servers import ServerProcess, WsClient, conversation, uid, wait_until, ws_client
 
 
 async def _refusal(server: ServerProcess, user: str) -> tuple[int, dict[str, object]]:
@@ -69,7 +67,7 @@ async def test_a_closed_socket_frees_its_slot(server: ServerProcess) -> None:
         await wait_until(slot_free, 5.0, "a slot freed by a closed socket")
 
 
-async def test_connection_limit_counts_sockets_on_every_node(cluster: Cluster) -> None:
+async def test_connection_limit_counts_sockets_on_every_node(cluster: Nodes) -> None:
     a, b = cluster(2, WS_MAX_CONNECTIONS_PER_USER="3")
     alice = uid()
     async with ws_client(a, alice), ws_client(b, alice), ws_client(a, alice):
@@ -78,7 +76,7 @@ async def test_connection_limit_counts_sockets_on_every_node(cluster: Cluster) -
 
 
 async def test_sockets_of_a_killed_node_stop_counting_within_the_presence_ttl(
-    cluster: Cluster,
+    cluster: Nodes,
 ) -> None:
     a, b = cluster(2, WS_MAX_CONNECTIONS_PER_USER="2")
     alice = uid()

@@ -11,10 +11,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from tests.conftest import Nodes
 from tests.servers import ROOT, ServerProcess, WsClient, conversation, uid
-from tests.test_scaleout import Cluster, cluster
-
-__all__ = ["cluster"]  # the fixture, used by the test across nodes below
 
 
 async def _ticket(server: ServerProcess, user: str) -> dict[str, object]:
@@ -66,7 +64,7 @@ async def test_a_ticket_needs_a_bearer_token(server: ServerProcess) -> None:
     assert response.json()["error"]["code"] == "unauthorized"
 
 
-async def test_a_ticket_issued_on_one_node_opens_one_socket_on_another(cluster: Cluster) -> None:
+async def test_a_ticket_issued_on_one_node_opens_one_socket_on_another(cluster: Nodes) -> None:
     a, b = cluster(2)
     ticket = (await _ticket(a, uid()))["ticket"]
     async with connect(f"{b.ws_url}?ticket={ticket}"):
