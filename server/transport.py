@@ -24,6 +24,8 @@ import textwrap
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from base.slim import SlimEvent, SlimQueue
+
 SINK_EXTENSION = "pitchey.sink"
 
 BASE_MODULE = "uvicorn.protocols.websockets.websockets_sansio_impl"
@@ -32,7 +34,15 @@ BASE_CLASS = "WebSocketsSansIOProtocol"
 # What DirectWebSocketProtocol uses of uvicorn's class: none of it is public API, so every
 # name is checked at start (fast_path_incompatibility) before the subclass is handed to
 # uvicorn. tests/test_transport_check.py keeps these lists true to the code below.
-BASE_METHODS = ("handle_connect", "stop_keepalive", "shutdown", "resume_writing", "connection_lost")
+BASE_METHODS = (
+    "__init__",
+    "handle_connect",
+    "start_keepalive",
+    "stop_keepalive",
+    "shutdown",
+    "resume_writing",
+    "connection_lost",
+)
 BASE_ATTRIBUTES = (
     "scope",
     "writable",
@@ -46,9 +56,13 @@ BASE_ATTRIBUTES = (
     "loop",
     "close_timer",
     "close_timeout",
+    "response",
 )
 # `conn` is websockets' sans-I/O ServerProtocol (public API there, still checked).
 CONNECTION_METHODS = ("send_close", "data_to_send")
+# Attributes of the base the subclass replaces with lighter objects: every method the base
+# calls on them must exist on the replacement.
+REPLACED = {"queue": SlimQueue, "writable": SlimEvent}
 
 if TYPE_CHECKING:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -84,6 +98,12 @@ def base_incompatibility(base: type) -> str | None:
         # Without its source (a frozen or compiled install) nothing proves the attributes exist.
         return f"the source of {base.__qualname__} cannot be read to check it ({exc})"
     missing += [name for name in BASE_ATTRIBUTES if name not in assigned]
+    for attribute, replacement in REPLACED.items():
+        missing += [
+            f"{replacement.__name__}.{name} (for {attribute})"
+            for name in sorted(_methods_called_on(base, attribute))
+            if not callable(getattr(replacement, name, None))
+        ]
     connection = _connection_class()
     missing += [
         f"conn.{name}"
@@ -126,6 +146,25 @@ def _assigned_attributes(base: type) -> set[str]:
     return names
 
 
+def _methods_called_on(base: type, attribute: str) -> set[str]:
+    """Names the class or its bases call as `self.<attribute>.<name>(...)`."""
+    names: set[str] = set()
+    for klass in base.__mro__:
+        if klass.__module__ in ("builtins", "asyncio.protocols"):
+            continue
+        for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(klass)))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Attribute)
+                and node.func.value.attr == attribute
+                and isinstance(node.func.value.value, ast.Name)
+                and node.func.value.value.id == "self"
+            ):
+                names.add(node.func.attr)
+    return names
+
+
 def _connection_class() -> type | None:
     try:
         from websockets.server import ServerProtocol
@@ -137,12 +176,30 @@ def _connection_class() -> type | None:
 class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     on_writable: Callable[[], None] | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # asyncio's Queue and Event preallocate five deques, ~3.8 KB a connection that an
+        # idle one never fills (base/slim.py).
+        self.queue = SlimQueue()  # type: ignore[assignment]
+        self.writable = SlimEvent()  # type: ignore[assignment]
+        self.writable.set()
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
+        # websockets' parser keeps the handshake request for as long as the connection lives
+        # (a local of its generator). Its headers were just copied into the scope and are
+        # not read again: emptied, they stop costing every idle connection a kilobyte or more.
+        event.headers.clear()
         # The ASGI task was created but has not run yet: the scope can still be extended.
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][SINK_EXTENSION] = {"sink": self}
+
+    def start_keepalive(self) -> None:
+        # Called once the handshake response is written; uvicorn would keep it (with its
+        # headers) for the life of the connection, though it is never read again.
+        self.response = None  # type: ignore[assignment]
+        super().start_keepalive()
 
     # ---- the Sink interface used by rooms.session.Session ----------------------
 
@@ -186,3 +243,8 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.on_writable = None
         super().connection_lost(exc)
+        # The scope's sink is this protocol: a cycle that only a collection could free, and
+        # none ever does once server/runtime.py froze it. Nobody reads the sink from here on.
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"].pop(SINK_EXTENSION, None)

@@ -111,6 +111,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                     break
                 if not session.closed:  # else: closing; wait for the disconnect
                     await _handle(message, session, caller, svc)
+                # Not kept while the connection idles until its next frame.
+                del message
         except WebSocketDisconnect:
             pass
         finally:

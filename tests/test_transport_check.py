@@ -92,7 +92,9 @@ class NeverReadPaused:
         self.close_timer = self.close_timeout = None
 
     def handle_connect(self) -> None:
-        self.scope = None
+        self.scope = self.response = None
+
+    def start_keepalive(self) -> None: ...
 
     def stop_keepalive(self) -> None: ...
 
