@@ -78,3 +78,31 @@ class RepeatedFailure:
         )
         self._started = None
         self.count = 0
+
+
+class LoopFailures:
+    """What a background loop's `on_failure` does with a failed tick: an outage (an error of
+    one of the `outage` kinds) is one RepeatedFailure story, anything else is a bug and is
+    logged with its traceback. The loop calls `succeeded` once the dependency answers."""
+
+    def __init__(
+        self,
+        log: logging.Logger,
+        what: str,
+        *,
+        outage: tuple[type[Exception], ...],
+        bug: str,
+    ) -> None:
+        self._log = log
+        self._outage = outage
+        self._bug = bug
+        self._story = RepeatedFailure(log, what)
+
+    def __call__(self, exc: Exception) -> None:
+        if isinstance(exc, self._outage):
+            self._story.failed(exc)
+        else:
+            self._log.exception(self._bug)
+
+    def succeeded(self) -> None:
+        self._story.succeeded()

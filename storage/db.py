@@ -13,11 +13,23 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from storage.plan import Plan
 from storage.private import private_dir, touch_private
+from storage.sqlite_thread import (
+    SQLiteThread,
+    Step,
+    WriteTransaction,
+    execute_step,
+    executemany_step,
+    plan_step,
+    rollback,
+    transact,
+)
 
 Row = tuple[Any, ...]
+T = TypeVar("T")
 
 log = logging.getLogger("pitchey.db")
 
@@ -64,6 +76,10 @@ class Database(Connection, Protocol):
         """`async with db.transaction() as tx:` where tx is a Connection."""
         ...
 
+    async def run(self, plan: Plan[T]) -> T:
+        """Run `plan` (storage/plan.py) in a transaction of its own and return its result."""
+        ...
+
 
 def open_database(url: str) -> Database:
     if url.startswith("sqlite:"):
@@ -76,9 +92,11 @@ def open_database(url: str) -> Database:
 
 
 class SQLiteDatabase:
-    """aiosqlite in WAL mode: one writer connection guarded by a lock, one reader.
+    """SQLite in WAL mode: one writer connection guarded by a lock, one reader.
 
-    SQLite allows one writer at a time anyway; WAL lets the reader run beside it.
+    SQLite allows one writer at a time anyway; WAL lets the reader run beside it. The
+    writer runs on our own thread so that a transaction's statements travel together
+    (storage/sqlite_thread.py); reads go through aiosqlite.
     """
 
     dialect = "sqlite"
@@ -89,7 +107,7 @@ class SQLiteDatabase:
         if path.startswith("/./"):
             path = path[1:]
         self.path = path or ":memory:"
-        self._write: Any = None
+        self._write: SQLiteThread | None = None
         self._read: Any = None
         self._lock = asyncio.Lock()
 
@@ -104,17 +122,20 @@ class SQLiteDatabase:
             for file in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
                 if file == path or file.exists():
                     touch_private(file)
-        self._write = await aiosqlite.connect(self.path, isolation_level=None)
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            # FULL: an acknowledged write survives kill -9 and power loss alike. Group
-            # commit keeps the fsync count per message low.
-            "PRAGMA synchronous=FULL",
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=5000",
-        ):
-            await self._write.execute(pragma)
+        self._write = SQLiteThread(
+            self.path,
+            (
+                "PRAGMA journal_mode=WAL",
+                # FULL: an acknowledged write survives kill -9 and power loss alike. Group
+                # commit keeps the fsync count per message low.
+                "PRAGMA synchronous=FULL",
+                "PRAGMA foreign_keys=ON",
+                "PRAGMA busy_timeout=5000",
+            ),
+        )
+        await self._write.start()
         if self.path == ":memory:":
+            # One connection holds an in-memory database: its reads go to the writer.
             self._read = self._write
         else:
             self._read = await aiosqlite.connect(self.path, isolation_level=None)
@@ -128,19 +149,29 @@ class SQLiteDatabase:
         self._read = self._write = None
 
     async def execute(self, sql: str, *args: Any) -> int:
-        async with self.transaction() as tx:
-            return await tx.execute(sql, *args)
+        return await self._transact(execute_step(sql, args))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        async with self.transaction() as tx:
-            await tx.executemany(sql, rows)
+        await self._transact(executemany_step(sql, list(rows)))
+
+    async def run(self, plan: Plan[T]) -> T:
+        return await self._transact(plan_step(plan))
+
+    async def _transact(self, body: Step[T]) -> T:
+        writer = self._writer()
+        async with self._lock:
+            try:
+                # BEGIN, the statements, COMMIT (or ROLLBACK): one trip to the thread.
+                return await writer.run(lambda conn: transact(conn, body))
+            except Exception as exc:
+                raise _translate(exc) from exc
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         # Reads go to the reader connection, beside a writer that may be committing.
-        return await _SQLiteTx(self._read).fetch(sql, *args)
+        return await _SQLiteReader(self._read).fetch(sql, *args)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        return await _SQLiteTx(self._read).fetchrow(sql, *args)
+        return await _SQLiteReader(self._read).fetchrow(sql, *args)
 
     async def probe_write(self) -> None:
         if self.path != ":memory:":
@@ -150,54 +181,42 @@ class SQLiteDatabase:
                 raise StorageFull(f"database or disk is full ({free} bytes free)")
         await self.execute(PROBE_SQL)
 
+    def _writer(self) -> SQLiteThread:
+        if self._write is None:
+            raise DatabaseUnavailable("database is closed")
+        return self._write
+
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_SQLiteTx]:
+    async def transaction(self) -> AsyncIterator[WriteTransaction]:
+        writer = self._writer()
         async with self._lock:
+            tx = WriteTransaction(writer, _translate)
             try:
-                await self._write.execute("BEGIN IMMEDIATE")
-            except Exception as exc:
-                raise _translate(exc) from exc
-            try:
-                yield _SQLiteTx(self._write)
+                yield tx
             except BaseException:
-                await self._rollback()
+                await self._rollback(writer, tx)
                 raise
             else:
                 try:
-                    await self._write.execute("COMMIT")
-                except Exception as exc:
-                    await self._rollback()
-                    raise _translate(exc) from exc
+                    await tx.commit()
+                except BaseException:
+                    await self._rollback(writer, tx)
+                    raise
 
-    async def _rollback(self) -> None:
-        # SQLite rolls back by itself on some errors (SQLITE_FULL, SQLITE_IOERR): a ROLLBACK
-        # then fails with "no transaction is active" and would replace the error that counts.
-        if not self._write.in_transaction:
-            return
+    async def _rollback(self, writer: SQLiteThread, tx: WriteTransaction) -> None:
+        if not tx.began:
+            return  # nothing reached the database: there is nothing to undo
         try:
-            await self._write.execute("ROLLBACK")
+            await writer.run(rollback)
         except Exception as exc:
             log.warning("rollback failed: %s", exc)
 
 
-class _SQLiteTx:
+class _SQLiteReader:
+    """Reads on the reader connection (aiosqlite, or the writer's thread in memory)."""
+
     def __init__(self, conn: Any) -> None:
         self._conn = conn
-
-    async def execute(self, sql: str, *args: Any) -> int:
-        try:
-            cursor = await self._conn.execute(sql, args)
-        except Exception as exc:
-            raise _translate(exc) from exc
-        count: int = cursor.rowcount
-        await cursor.close()
-        return count
-
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        try:
-            await self._conn.executemany(sql, rows)
-        except Exception as exc:
-            raise _translate(exc) from exc
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         try:

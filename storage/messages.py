@@ -16,7 +16,8 @@ import msgspec
 
 from base.clock import iso
 from storage.db import Database, IntegrityError, Row
-from storage.webhooks import record_events
+from storage.plan import Fetch, Plan, WriteMany, run_plan
+from storage.webhooks import record_events_plan
 
 
 def now_ms() -> int:
@@ -314,98 +315,100 @@ class MessageStore:
             return await self._insert_batch(batch)
 
     async def _insert_batch(self, batch: Sequence[NewMessage]) -> list[tuple[StoredMessage, bool]]:
+        # One trip to SQLite's writer thread for the whole transaction (storage/plan.py).
+        return await self.db.run(self._insert_plan(batch))
+
+    def _insert_plan(self, batch: Sequence[NewMessage]) -> Plan[list[tuple[StoredMessage, bool]]]:
         results: list[tuple[StoredMessage, bool] | None] = [None] * len(batch)
         now = now_ms()
-        async with self.db.transaction() as tx:
-            existing = await self._existing_client_ids(tx, batch)
-            fresh: dict[str, list[int]] = defaultdict(list)
-            first_of_key: dict[tuple[str, str], int] = {}
-            for index, new in enumerate(batch):
-                if new.client_msg_id is not None:
-                    key = (new.sender_id, new.client_msg_id)
-                    if key in existing:
-                        results[index] = (existing[key], False)
-                        continue
-                    if key in first_of_key:
-                        continue  # resolved below as the same message
-                    first_of_key[key] = index
-                fresh[new.conversation_id].append(index)
-            rows: list[tuple[Any, ...]] = []
-            readers: list[tuple[int, str, str]] = []
-            heads: list[tuple[int, int, str, str]] = []
-            last_seqs = await self._lock_conversations(tx, sorted(fresh))
-            for conversation_id, indexes in fresh.items():
-                if conversation_id not in last_seqs:
-                    raise LookupError(f"conversation {conversation_id} does not exist")
-                seq = last_seqs[conversation_id]
-                for index in indexes:
-                    seq += 1
-                    new = batch[index]
-                    stored = StoredMessage(
-                        id=message_id(now),
-                        conversation_id=conversation_id,
-                        seq=seq,
-                        sender_id=new.sender_id,
-                        content=new.content,
-                        created_at=now,
-                        client_msg_id=new.client_msg_id,
-                        attachments=new.attachments,
+        existing = yield from self._existing_plan(batch)
+        fresh: dict[str, list[int]] = defaultdict(list)
+        first_of_key: dict[tuple[str, str], int] = {}
+        for index, new in enumerate(batch):
+            if new.client_msg_id is not None:
+                key = (new.sender_id, new.client_msg_id)
+                if key in existing:
+                    results[index] = (existing[key], False)
+                    continue
+                if key in first_of_key:
+                    continue  # resolved below as the same message
+                first_of_key[key] = index
+            fresh[new.conversation_id].append(index)
+        rows: list[tuple[Any, ...]] = []
+        readers: list[tuple[int, str, str]] = []
+        heads: list[tuple[int, int, str, str]] = []
+        last_seqs = yield from self._lock_plan(sorted(fresh))
+        for conversation_id, indexes in fresh.items():
+            if conversation_id not in last_seqs:
+                raise LookupError(f"conversation {conversation_id} does not exist")
+            seq = last_seqs[conversation_id]
+            for index in indexes:
+                seq += 1
+                new = batch[index]
+                stored = StoredMessage(
+                    id=message_id(now),
+                    conversation_id=conversation_id,
+                    seq=seq,
+                    sender_id=new.sender_id,
+                    content=new.content,
+                    created_at=now,
+                    client_msg_id=new.client_msg_id,
+                    attachments=new.attachments,
+                )
+                results[index] = (stored, True)
+                rows.append(
+                    (
+                        stored.id,
+                        conversation_id,
+                        seq,
+                        stored.sender_id,
+                        stored.content,
+                        stored.client_msg_id,
+                        json.dumps(stored.attachments) if stored.attachments else None,
+                        now,
                     )
-                    results[index] = (stored, True)
-                    rows.append(
-                        (
-                            stored.id,
-                            conversation_id,
-                            seq,
-                            stored.sender_id,
-                            stored.content,
-                            stored.client_msg_id,
-                            json.dumps(stored.attachments) if stored.attachments else None,
-                            now,
-                        )
+                )
+                readers.append((seq, conversation_id, stored.sender_id))
+            heads.append((seq, now, rows[-1][0], conversation_id))
+        if heads:
+            # One statement for every conversation of the batch: seq allocation costs
+            # a constant number of statements per batch, not two per conversation.
+            yield WriteMany(
+                "UPDATE conversations SET last_seq = ?, last_activity_at = ?, "
+                "last_message_id = ? WHERE id = ?",
+                heads,
+            )
+        if rows:
+            yield WriteMany(
+                "INSERT INTO messages (id, conversation_id, seq, sender_id, content, "
+                "client_msg_id, attachments, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            # Sending implies having read everything up to one's own message. Seqs rise
+            # through the batch, so each sender's last one per conversation is all that
+            # needs writing: one row update per sender, not one per message.
+            newest = {(conv, user): seq for seq, conv, user in readers}
+            yield WriteMany(
+                "UPDATE participants SET read_seq = ? WHERE conversation_id = ? "
+                "AND user_id = ? AND read_seq < ?",
+                [(seq, conv, user, seq) for (conv, user), seq in newest.items()],
+            )
+            # Outgoing webhooks in the group commit itself: metadata only, never content.
+            yield from record_events_plan(
+                [
+                    (
+                        "message.created",
+                        {
+                            "messageId": row[0],
+                            "conversationId": row[1],
+                            "seq": row[2],
+                            "senderId": row[3],
+                        },
                     )
-                    readers.append((seq, conversation_id, stored.sender_id))
-                heads.append((seq, now, rows[-1][0], conversation_id))
-            if heads:
-                # One statement for every conversation of the batch: seq allocation costs
-                # a constant number of round trips per batch, not two per conversation.
-                await tx.executemany(
-                    "UPDATE conversations SET last_seq = ?, last_activity_at = ?, "
-                    "last_message_id = ? WHERE id = ?",
-                    heads,
-                )
-            if rows:
-                await tx.executemany(
-                    "INSERT INTO messages (id, conversation_id, seq, sender_id, content, "
-                    "client_msg_id, attachments, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                # Sending implies having read everything up to one's own message. Seqs rise
-                # through the batch, so each sender's last one per conversation is all that
-                # needs writing: one row update per sender, not one per message.
-                newest = {(conv, user): seq for seq, conv, user in readers}
-                await tx.executemany(
-                    "UPDATE participants SET read_seq = ? WHERE conversation_id = ? "
-                    "AND user_id = ? AND read_seq < ?",
-                    [(seq, conv, user, seq) for (conv, user), seq in newest.items()],
-                )
-                # Outgoing webhooks in the group commit itself: metadata only, never content.
-                await record_events(
-                    tx,
-                    [
-                        (
-                            "message.created",
-                            {
-                                "messageId": row[0],
-                                "conversationId": row[1],
-                                "seq": row[2],
-                                "senderId": row[3],
-                            },
-                        )
-                        for row in rows
-                    ],
-                    now,
-                )
+                    for row in rows
+                ],
+                now,
+            )
         final: list[tuple[StoredMessage, bool]] = []
         for index, new in enumerate(batch):
             result = results[index]
@@ -419,6 +422,9 @@ class MessageStore:
         return final
 
     async def _lock_conversations(self, tx: Any, conversation_ids: list[str]) -> dict[str, int]:
+        return await run_plan(tx, self._lock_plan(conversation_ids))
+
+    def _lock_plan(self, conversation_ids: list[str]) -> Plan[dict[str, int]]:
         """The current last_seq of each conversation, locked until the transaction ends.
 
         SQLite: the transaction holds the database's write lock (BEGIN IMMEDIATE) already.
@@ -430,28 +436,26 @@ class MessageStore:
         for start in range(0, len(conversation_ids), 400):
             chunk = conversation_ids[start : start + 400]
             marks = ", ".join("?" for _ in chunk)
-            for conversation_id, last_seq in await tx.fetch(
+            rows = yield Fetch(
                 f"SELECT id, last_seq FROM conversations WHERE id IN ({marks}) ORDER BY id{lock}",
-                *chunk,
-            ):
+                chunk,
+            )
+            for conversation_id, last_seq in rows or ():
                 found[conversation_id] = int(last_seq)
         return found
 
-    async def _existing_client_ids(
-        self, tx: Any, batch: Sequence[NewMessage]
-    ) -> dict[tuple[str, str], StoredMessage]:
+    def _existing_plan(
+        self, batch: Sequence[NewMessage]
+    ) -> Plan[dict[tuple[str, str], StoredMessage]]:
         keyed = [(m.sender_id, m.client_msg_id) for m in batch if m.client_msg_id is not None]
-        if not keyed:
-            return {}
         found: dict[tuple[str, str], StoredMessage] = {}
         # Chunked to stay under SQLite's bound-parameter limit.
         for start in range(0, len(keyed), 400):
             chunk = keyed[start : start + 400]
             marks = " OR ".join("(sender_id = ? AND client_msg_id = ?)" for _ in chunk)
             args = [value for pair in chunk for value in pair]
-            for row in await tx.fetch(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {marks}", *args
-            ):
+            rows = yield Fetch(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {marks}", args)
+            for row in rows or ():
                 message = _message(row)
                 found[(message.sender_id, message.client_msg_id or "")] = message
         return found

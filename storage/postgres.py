@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -19,6 +19,9 @@ from storage.db import (
     StorageFull,
     to_dollar_params,
 )
+from storage.plan import Plan, run_plan
+
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=1024)
@@ -156,6 +159,10 @@ class PostgresDatabase:
                 await self._pool.release(conn)
             except Exception:
                 conn.terminate()
+
+    async def run(self, plan: Plan[T]) -> T:
+        async with self.transaction() as tx:
+            return await run_plan(tx, plan)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PgConn]:

@@ -17,6 +17,7 @@ import msgspec
 
 from base.clock import iso
 from storage.db import Connection, Database
+from storage.plan import Fetch, Plan, WriteMany, run_plan
 
 _encode = msgspec.json.Encoder().encode
 
@@ -103,9 +104,14 @@ async def record_events(
 ) -> None:
     """Queue `events` ((type, data) pairs) for every enabled endpoint subscribed to them,
     in the caller's transaction."""
+    await run_plan(tx, record_events_plan(events, now))
+
+
+def record_events_plan(events: Sequence[tuple[str, dict[str, Any]]], now: int) -> Plan[None]:
+    """`record_events` as part of a plan (storage/plan.py)."""
     if not events:
         return
-    endpoints = await tx.fetch("SELECT id, events FROM webhook_endpoints WHERE enabled = 1")
+    endpoints = yield Fetch("SELECT id, events FROM webhook_endpoints WHERE enabled = 1")
     if not endpoints:
         return
     rows: list[tuple[Any, ...]] = []
@@ -118,10 +124,10 @@ async def record_events(
         rows.append((event_id, type_, event_body(event_id, type_, data, now).decode(), now))
         deliveries += [(endpoint_id, event_id, now, now, now) for endpoint_id in wanted]
     if rows:
-        await tx.executemany(
+        yield WriteMany(
             "INSERT INTO webhook_events (id, type, body, created_at) VALUES (?, ?, ?, ?)", rows
         )
-        await tx.executemany(
+        yield WriteMany(
             "INSERT INTO webhook_deliveries (endpoint_id, event_id, status, next_attempt_at, "
             "created_at, updated_at) VALUES (?, ?, 'pending', ?, ?, ?)",
             deliveries,

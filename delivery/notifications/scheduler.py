@@ -26,8 +26,10 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from base.failures import LoopFailures
 from base.periodic import Periodic
 from state.presence import PresenceTracker
+from storage.db import DatabaseUnavailable
 from storage.messages import MessageStore, now_ms
 from storage.notifications import JobRow, NotificationRow, NotificationStore, UnreadCandidate
 from storage.users import UserStore
@@ -100,11 +102,18 @@ class NotificationScheduler:
         # (user, period) -> the next window start: users whose waiting notifications all
         # belong to the open window are not looked at again until it closes.
         self._not_before: dict[tuple[str, str], int] = {}
+        # A database outage is one story in the log, not a traceback per tick.
+        self._failures = LoopFailures(
+            log,
+            "notification scheduler: storage unavailable",
+            outage=(DatabaseUnavailable,),
+            bug="notification scheduler tick failed",
+        )
         self._periodic = Periodic(
             self.tick,
             self.interval,
             "notification-scheduler",
-            on_failure=lambda _: log.exception("notification scheduler tick failed"),
+            on_failure=self._failures,
             on_stop=self._release,
         )
 
@@ -121,7 +130,9 @@ class NotificationScheduler:
     async def tick(self) -> bool:
         """One round if this process holds the lease; True if it did."""
         now = self.clock()
-        if not await self.store.acquire_lease(LEASE_NAME, self.holder, now, self.lease_ms):
+        held = await self.store.acquire_lease(LEASE_NAME, self.holder, now, self.lease_ms)
+        self._failures.succeeded()
+        if not held:
             return False
         queued = await self.scan_unread(now)
         queued += await self.send_digests(now)

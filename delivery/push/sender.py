@@ -21,6 +21,7 @@ from collections.abc import Callable
 import httpx
 
 from base.backoff import backoff
+from base.failures import LoopFailures
 from base.periodic import Periodic
 from delivery.webhooks_out import targets
 from storage.db import DatabaseUnavailable
@@ -78,8 +79,15 @@ class PushSender:
         self.clock = clock
         self.lease_ms = int((TIMEOUT * 2 + 30) * 1000)
         self.holder = f"push-{uuid.uuid4()}"
+        # The outbox is polled every batch_timeout: an outage is one story, not a line a poll.
+        self._failures = LoopFailures(
+            log,
+            "push outbox unavailable",
+            outage=(DatabaseUnavailable,),
+            bug="push sender failed; retrying",
+        )
         self._periodic = Periodic(
-            self._round, batch_timeout, "push-sender", on_failure=self._round_failed
+            self._round, batch_timeout, "push-sender", on_failure=self._failures
         )
         self._client: httpx.AsyncClient | None = None
 
@@ -102,14 +110,9 @@ class PushSender:
             # A full batch: more may be due, so the next round starts at once.
             self._periodic.wake()
 
-    def _round_failed(self, exc: Exception) -> None:
-        if isinstance(exc, DatabaseUnavailable):
-            log.warning("push outbox unavailable: %s", exc)
-        else:
-            log.exception("push sender failed; retrying")
-
     async def step(self) -> int:
         claimed = await self.store.claim(self.holder, self.clock(), BATCH_SIZE, self.lease_ms)
+        self._failures.succeeded()
         if claimed:
             await asyncio.gather(*(self._deliver(push) for push in claimed))
         return len(claimed)

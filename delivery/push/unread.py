@@ -20,10 +20,12 @@ import logging
 import uuid
 from collections.abc import Callable
 
+from base.failures import LoopFailures
 from base.periodic import Periodic
 from delivery import push_payload as payloads
 from delivery.notifications.preferences import PreferenceService, quiet_until
 from delivery.ports import ConversationPresence
+from storage.db import DatabaseUnavailable
 from storage.messages import now_ms
 from storage.notifications import NotificationStore
 from storage.push import PushStore, QueuedPush, UnreadPushCandidate
@@ -67,11 +69,18 @@ class UnreadPushes:
         self.horizon_ms = max(HORIZON_MS, 2 * self.coalesce_ms)
         self.lease_ms = int(max(10.0, interval * 4) * 1000)
         self.holder = f"push-unread-{uuid.uuid4()}"
+        # A database outage is one story in the log, not a traceback per tick.
+        self._failures = LoopFailures(
+            log,
+            "unread-message push scan: storage unavailable",
+            outage=(DatabaseUnavailable,),
+            bug="unread-message push scan failed",
+        )
         self._periodic = Periodic(
             self.tick,
             interval,
             "push-unread",
-            on_failure=lambda _: log.exception("unread-message push scan failed"),
+            on_failure=self._failures,
             on_stop=self._release,
         )
 
@@ -87,7 +96,9 @@ class UnreadPushes:
 
     async def tick(self) -> int:
         now = self.clock()
-        if not await self.notifications.acquire_lease(LEASE_NAME, self.holder, now, self.lease_ms):
+        held = await self.notifications.acquire_lease(LEASE_NAME, self.holder, now, self.lease_ms)
+        self._failures.succeeded()
+        if not held:
             return 0
         found = await self.store.unread_candidates(
             now - self.horizon_ms, now - self.coalesce_ms, SCAN_LIMIT

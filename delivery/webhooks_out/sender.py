@@ -19,7 +19,7 @@ from typing import Protocol
 import httpx
 
 from base.backoff import backoff
-from base.failures import RepeatedFailure
+from base.failures import LoopFailures
 from base.periodic import Periodic
 from delivery.webhooks_out import signing, targets
 from storage.db import DatabaseUnavailable
@@ -68,13 +68,18 @@ class WebhookSender:
         self.allow_private = allow_private
         # A claim outlives the slowest attempt; a worker that dies frees its claims then.
         self.lease_ms = int((timeout * 2 + 30) * 1000)
+        # The outbox is polled every batch_timeout: an outage is one story, not a line a poll.
+        self._failures = LoopFailures(
+            log,
+            "webhook outbox unavailable",
+            outage=(DatabaseUnavailable,),
+            bug="webhook sender failed; retrying",
+        )
         self._periodic = Periodic(
-            self._round, batch_timeout, "webhooks-out", on_failure=self._round_failed
+            self._round, batch_timeout, "webhooks-out", on_failure=self._failures
         )
         self._client: httpx.AsyncClient | None = None
         self._purged_at = 0.0
-        # The outbox is polled every batch_timeout: an outage is one story, not a line a poll.
-        self._outbox_failures = RepeatedFailure(log, "webhook outbox unavailable")
 
     def start(self) -> None:
         # No redirects (a 3xx is a failure: following one would skip the address check)
@@ -92,19 +97,13 @@ class WebhookSender:
 
     async def _round(self) -> None:
         claimed = await self.store.claim(_now_ms(), self.batch_size, self.lease_ms)
-        self._outbox_failures.succeeded()
+        self._failures.succeeded()
         if claimed:
             await asyncio.gather(*(self._deliver(due) for due in claimed))
         await self._purge()
         if len(claimed) >= self.batch_size:
             # A full batch: more may be due, so the next round starts at once.
             self._periodic.wake()
-
-    def _round_failed(self, exc: Exception) -> None:
-        if isinstance(exc, DatabaseUnavailable):
-            self._outbox_failures.failed(exc)
-        else:
-            log.exception("webhook sender failed; retrying")
 
     async def _purge(self) -> None:
         if time.monotonic() - self._purged_at >= _PURGE_EVERY:
