@@ -25,6 +25,7 @@ class RoomRegistry:
         typing_ttl: float,
         presence_flush_interval: float,
         presence_broadcast_max: int,
+        fanout_slice: int,
         io_timeout: float,
         join_timeout: float,
     ) -> None:
@@ -35,6 +36,7 @@ class RoomRegistry:
         self._typing_ttl = typing_ttl
         self._presence_flush_interval = presence_flush_interval
         self._presence_broadcast_max = presence_broadcast_max
+        self._fanout_slice = fanout_slice
         self._io_timeout = io_timeout
         self._join_timeout = join_timeout
         self.rooms: dict[str, Room] = {}
@@ -52,6 +54,7 @@ class RoomRegistry:
                 typing_ttl=self._typing_ttl,
                 presence_flush_interval=self._presence_flush_interval,
                 presence_broadcast_max=self._presence_broadcast_max,
+                fanout_slice=self._fanout_slice,
                 io_timeout=self._io_timeout,
                 on_stop=self._forget,
             )

@@ -76,6 +76,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # and leaves since the last; above the member bound, only the online count.
     presence_flush_interval: Seconds = 0.25
     presence_broadcast_max_members: Positive = 100
+    # A fan-out to a larger room hands the frame to this many sessions, lets the event loop
+    # run, then goes on (rooms/actor.py): timers and other connections wait ~1.5 ms at most.
+    ws_fanout_slice: Positive = 128
 
     # Email delivery (seed: 20 per batch or every 15 s; 100/min and 1000/h).
     email_batch_size: Positive = 20

@@ -276,6 +276,7 @@ async def build(settings: Settings) -> Services:
         typing_ttl=settings.typing_ttl,
         presence_flush_interval=settings.presence_flush_interval,
         presence_broadcast_max=settings.presence_broadcast_max_members,
+        fanout_slice=settings.ws_fanout_slice,
         io_timeout=settings.room_io_timeout,
         join_timeout=settings.room_join_timeout,
     )
