@@ -81,28 +81,22 @@ class RepeatedFailure:
 
 
 class LoopFailures:
-    """What a background loop's `on_failure` does with a failed tick: an outage (an error of
-    one of the `outage` kinds) is one RepeatedFailure story, anything else is a bug and is
-    logged with its traceback. The loop calls `succeeded` once the dependency answers."""
+    """What a background loop's `on_failure` does with a failed tick: an error of the
+    `outage` kind (a dependency away) is one RepeatedFailure story, "<loop>: <kind>: <detail>",
+    not a line or a traceback per tick; anything else is a bug and is logged with its
+    traceback. The loop calls `succeeded` once the dependency answers again."""
 
-    def __init__(
-        self,
-        log: logging.Logger,
-        what: str,
-        *,
-        outage: tuple[type[Exception], ...],
-        bug: str,
-    ) -> None:
+    def __init__(self, log: logging.Logger, loop: str, outage: type[Exception]) -> None:
         self._log = log
+        self._loop = loop
         self._outage = outage
-        self._bug = bug
-        self._story = RepeatedFailure(log, what)
+        self._story = RepeatedFailure(log, f"{loop}: {outage.__name__}")
 
     def __call__(self, exc: Exception) -> None:
         if isinstance(exc, self._outage):
             self._story.failed(exc)
         else:
-            self._log.exception(self._bug)
+            self._log.exception("%s failed; the next tick retries", self._loop)
 
     def succeeded(self) -> None:
         self._story.succeeded()

@@ -15,6 +15,22 @@ import asyncio
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+U = TypeVar("U")
+
+
+def _with(items: list[U] | None, item: U) -> list[U]:
+    """`items` with `item` appended: a list is made only for the first one."""
+    if items is None:
+        return [item]
+    items.append(item)
+    return items
+
+
+def _without(items: list[U] | None, item: U) -> list[U] | None:
+    """`items` without `item`: None once empty, so an idle object holds no list."""
+    if items is not None and item in items:
+        items.remove(item)
+    return items or None
 
 
 class SlimQueue(Generic[T]):
@@ -31,10 +47,7 @@ class SlimQueue(Generic[T]):
         return len(self._items) if self._items else 0
 
     def put_nowait(self, item: T) -> None:
-        if self._items is None:
-            self._items = [item]
-        else:
-            self._items.append(item)
+        self._items = _with(self._items, item)
         self._wake_one()
 
     def get_nowait(self) -> T:
@@ -49,10 +62,7 @@ class SlimQueue(Generic[T]):
     async def get(self) -> T:
         while not self._items:
             getter = asyncio.get_running_loop().create_future()
-            if self._getters is None:
-                self._getters = [getter]
-            else:
-                self._getters.append(getter)
+            self._getters = _with(self._getters, getter)
             try:
                 await getter
             except BaseException:
@@ -72,12 +82,7 @@ class SlimQueue(Generic[T]):
                 return
 
     def _forget(self, getter: asyncio.Future[None]) -> None:
-        getters = self._getters
-        if getters is not None:
-            if getter in getters:
-                getters.remove(getter)
-            if not getters:
-                self._getters = None
+        self._getters = _without(self._getters, getter)
 
 
 class SlimEvent:
@@ -105,16 +110,9 @@ class SlimEvent:
         if self._value:
             return True
         waiter = asyncio.get_running_loop().create_future()
-        if self._waiters is None:
-            self._waiters = [waiter]
-        else:
-            self._waiters.append(waiter)
+        self._waiters = _with(self._waiters, waiter)
         try:
             await waiter
             return True
         finally:
-            waiters = self._waiters
-            if waiters is not None:
-                waiters.remove(waiter)
-                if not waiters:
-                    self._waiters = None
+            self._waiters = _without(self._waiters, waiter)

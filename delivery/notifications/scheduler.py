@@ -102,13 +102,7 @@ class NotificationScheduler:
         # (user, period) -> the next window start: users whose waiting notifications all
         # belong to the open window are not looked at again until it closes.
         self._not_before: dict[tuple[str, str], int] = {}
-        # A database outage is one story in the log, not a traceback per tick.
-        self._failures = LoopFailures(
-            log,
-            "notification scheduler: storage unavailable",
-            outage=(DatabaseUnavailable,),
-            bug="notification scheduler tick failed",
-        )
+        self._failures = LoopFailures(log, "notification scheduler", DatabaseUnavailable)
         self._periodic = Periodic(
             self.tick,
             self.interval,

@@ -79,13 +79,7 @@ class PushSender:
         self.clock = clock
         self.lease_ms = int((TIMEOUT * 2 + 30) * 1000)
         self.holder = f"push-{uuid.uuid4()}"
-        # The outbox is polled every batch_timeout: an outage is one story, not a line a poll.
-        self._failures = LoopFailures(
-            log,
-            "push outbox unavailable",
-            outage=(DatabaseUnavailable,),
-            bug="push sender failed; retrying",
-        )
+        self._failures = LoopFailures(log, "push sender", DatabaseUnavailable)
         self._periodic = Periodic(
             self._round, batch_timeout, "push-sender", on_failure=self._failures
         )

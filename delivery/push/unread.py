@@ -69,13 +69,7 @@ class UnreadPushes:
         self.horizon_ms = max(HORIZON_MS, 2 * self.coalesce_ms)
         self.lease_ms = int(max(10.0, interval * 4) * 1000)
         self.holder = f"push-unread-{uuid.uuid4()}"
-        # A database outage is one story in the log, not a traceback per tick.
-        self._failures = LoopFailures(
-            log,
-            "unread-message push scan: storage unavailable",
-            outage=(DatabaseUnavailable,),
-            bug="unread-message push scan failed",
-        )
+        self._failures = LoopFailures(log, "unread-message push scan", DatabaseUnavailable)
         self._periodic = Periodic(
             self.tick,
             interval,

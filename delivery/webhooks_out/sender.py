@@ -68,13 +68,7 @@ class WebhookSender:
         self.allow_private = allow_private
         # A claim outlives the slowest attempt; a worker that dies frees its claims then.
         self.lease_ms = int((timeout * 2 + 30) * 1000)
-        # The outbox is polled every batch_timeout: an outage is one story, not a line a poll.
-        self._failures = LoopFailures(
-            log,
-            "webhook outbox unavailable",
-            outage=(DatabaseUnavailable,),
-            bug="webhook sender failed; retrying",
-        )
+        self._failures = LoopFailures(log, "webhook sender", DatabaseUnavailable)
         self._periodic = Periodic(
             self._round, batch_timeout, "webhooks-out", on_failure=self._failures
         )

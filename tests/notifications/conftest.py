@@ -88,6 +88,29 @@ async def person(server: ServerProcess, prefix: str = "u", email: bool = True) -
     return user_id
 
 
+async def request_nda(
+    server: ServerProcess,
+    owner: str,
+    requester: str = "r",
+    title: str = "Night Train",
+    message: str | None = None,
+) -> list[str]:
+    """The platform's NDA request for `owner`'s pitch: 202 expected; the notification ids."""
+    body: dict[str, Any] = {
+        "pitchId": "p-1",
+        "pitchTitle": title,
+        "requesterId": requester,
+        "ownerId": owner,
+    }
+    if message is not None:
+        body["message"] = message
+    async with server.client("platform", "service") as http:
+        response = await http.post("/api/notifications/nda/request", json=body)
+    assert response.status_code == 202, response.text
+    ids: list[str] = response.json()["ids"]
+    return ids
+
+
 def emails_to(standin: SendGridStandin, address: str) -> list[dict[str, Any]]:
     return [m for m in standin.messages() if address in json.dumps(m.get("personalizations"))]
 

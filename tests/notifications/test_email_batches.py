@@ -16,7 +16,13 @@ import pytest
 
 from storage.db import open_database
 from storage.messages import now_ms
-from tests.notifications.conftest import emails_to, person, wait_for_emails, wait_status
+from tests.notifications.conftest import (
+    emails_to,
+    person,
+    request_nda,
+    wait_for_emails,
+    wait_status,
+)
 from tests.servers import ServerProcess, uid
 from tests.services import create_pg_database, drop_pg_database
 from tests.standins.sendgrid import SendGridStandin
@@ -84,12 +90,7 @@ async def test_a_batch_that_died_before_finishing_its_jobs_sends_each_email_once
     data = tmp_path / "crash"
     first = make_server(data_dir=data, **database)
     owner = await person(first, "owner")
-    async with first.client("platform", "service") as http:
-        response = await http.post(
-            "/api/notifications/nda/request",
-            json={"pitchId": "p-7", "pitchTitle": "Tideline", "requesterId": "r", "ownerId": owner},
-        )
-        [notification_id] = response.json()["ids"]
+    [notification_id] = await request_nda(first, owner, title="Tideline")
     assert len(await wait_for_emails(standin, f"{owner}@example.com")) == 1
     async with first.client(owner) as http:
         assert (await wait_status(http, notification_id, "sent"))["emailStatus"] == "sent"

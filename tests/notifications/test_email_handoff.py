@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.notifications.conftest import person, wait_for_emails
+from tests.notifications.conftest import person, request_nda, wait_for_emails
 from tests.servers import ServerProcess
 from tests.standins.sendgrid import SendGridStandin
 
@@ -20,16 +20,6 @@ async def test_a_notification_batch_sends_its_emails_without_waiting_for_the_ema
     # A full email batch of 200 or a minute: neither comes within this test.
     server = make_server(EMAIL_BATCH_SIZE="200", EMAIL_BATCH_TIMEOUT="60")
     owner, requester = await person(server, "owner"), await person(server, "req")
-    async with server.client("platform", "service") as http:
-        response = await http.post(
-            "/api/notifications/nda/request",
-            json={
-                "pitchId": "p-9",
-                "pitchTitle": "Harbour Lights",
-                "requesterId": requester,
-                "ownerId": owner,
-            },
-        )
-        assert response.status_code == 202, response.text
+    await request_nda(server, owner, requester, "Harbour Lights")
     found = await wait_for_emails(standin, f"{owner}@example.com", timeout=10.0)
     assert len(found) == 1

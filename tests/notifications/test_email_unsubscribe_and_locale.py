@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.notifications.conftest import person, subject, wait_for_emails, wait_status
+from tests.notifications.conftest import person, request_nda, subject, wait_for_emails, wait_status
 from tests.servers import ServerProcess
 from tests.standins.sendgrid import SendGridStandin
 
@@ -58,17 +58,7 @@ async def test_a_critical_notification_email_carries_no_unsubscribe_link(
     server: ServerProcess, standin: SendGridStandin
 ) -> None:
     owner, requester = await person(server, "owner"), await person(server, "req")
-    async with server.client("platform", "service") as http:
-        response = await http.post(
-            "/api/notifications/nda/request",
-            json={
-                "pitchId": "p-1",
-                "pitchTitle": "Night",
-                "requesterId": requester,
-                "ownerId": owner,
-            },
-        )
-        assert response.status_code == 202, response.text
+    await request_nda(server, owner, requester, "Night")
 
     [email] = await wait_for_emails(standin, f"{owner}@example.com")
 

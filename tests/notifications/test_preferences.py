@@ -15,7 +15,7 @@ from delivery.notifications.preferences import (
 )
 from delivery.notifications.scheduler import window_start
 from schemas.notifications import QuietHours, TypePreference
-from tests.notifications.conftest import person, wait_for_emails, wait_status
+from tests.notifications.conftest import person, request_nda, wait_for_emails, wait_status
 from tests.servers import ServerProcess
 from tests.standins.sendgrid import SendGridStandin
 
@@ -179,12 +179,7 @@ async def test_email_switched_off_skips_the_email_but_keeps_in_app(server: Serve
         await http.put(
             "/api/notifications/preferences", json={"types": {"nda_request": {"email": False}}}
         )
-    async with server.client("platform", "service") as http:
-        response = await http.post(
-            "/api/notifications/nda/request",
-            json={"pitchId": "p", "pitchTitle": "T", "requesterId": "r", "ownerId": user},
-        )
-    [notification_id] = response.json()["ids"]
+    [notification_id] = await request_nda(server, user, title="T")
     async with server.client(user) as http:
         item = await wait_status(http, notification_id, "skipped_preference")
     assert item["emailStatus"] == "skipped_preference"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.notifications.conftest import person, subject, wait_for_emails, wait_status
+from tests.notifications.conftest import person, request_nda, subject, wait_for_emails, wait_status
 from tests.servers import ServerProcess, ws_client
 from tests.standins.sendgrid import SendGridStandin
 
@@ -12,18 +12,7 @@ async def test_nda_request_notifies_the_owner_live_and_by_email(
 ) -> None:
     owner, requester = await person(server, "owner"), await person(server, "req")
     async with ws_client(server, owner) as session:
-        async with server.client("platform", "service") as http:
-            response = await http.post(
-                "/api/notifications/nda/request",
-                json={
-                    "pitchId": "p-1",
-                    "pitchTitle": "Night Train",
-                    "requesterId": requester,
-                    "ownerId": owner,
-                    "message": "Keen to read it",
-                },
-            )
-        assert response.status_code == 202, response.text
+        await request_nda(server, owner, requester, "Night Train", "Keen to read it")
         frame = await session.expect("notification")
     assert frame["notification"]["type"] == "nda_request"
     assert requester.title() in frame["notification"]["message"]
@@ -101,17 +90,7 @@ async def test_a_user_without_an_address_gets_in_app_and_the_skip_is_recorded(
     server: ServerProcess,
 ) -> None:
     owner = await person(server, "noaddr", email=False)
-    async with server.client("platform", "service") as http:
-        response = await http.post(
-            "/api/notifications/nda/request",
-            json={
-                "pitchId": "p-4",
-                "pitchTitle": "Quiet",
-                "requesterId": "someone",
-                "ownerId": owner,
-            },
-        )
-    [notification_id] = response.json()["ids"]
+    [notification_id] = await request_nda(server, owner, "someone", "Quiet")
     async with server.client(owner) as http:
         item = await wait_status(http, notification_id, "skipped_no_address")
     assert item["emailStatus"] == "skipped_no_address"
