@@ -105,7 +105,8 @@ async def test_a_page_on_another_origin_pages_what_it_missed_over_rest_when_not_
         await page.wait_for("events.message.length === 1")
 
         proxy.cut()
-        await page.wait_for("events.disconnected.length === 1")
+        # Each refused reconnect while cut is another `disconnected`: at least one is the drop.
+        await page.wait_for("events.disconnected.length >= 1")
         await send(server, alice, conv, *(f"while away {i}" for i in range(5)))
         proxy.restore()
 
